@@ -1,0 +1,1 @@
+//! durable event log (SQLite)

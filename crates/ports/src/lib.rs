@@ -1,0 +1,1 @@
+//! ports: TCP, telnet, pty drivers

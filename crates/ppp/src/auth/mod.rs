@@ -1,0 +1,1 @@
+//! PPP authentication protocols: PAP, CHAP-MD5, MS-CHAPv2.
