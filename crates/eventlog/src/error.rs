@@ -61,6 +61,14 @@ pub enum Error {
         /// The journal mode SQLite kept.
         mode: String,
     },
+    /// SQLite did not accept `synchronous=FULL`.
+    #[error("event log {path}: cannot set synchronous=FULL (level is {level})")]
+    NotDurable {
+        /// The file.
+        path: PathBuf,
+        /// The level SQLite kept.
+        level: i64,
+    },
     /// A stored row could not be decoded (hand-edited or corrupt file).
     #[error("event log {path}: record {id} is malformed: {why}")]
     Malformed {

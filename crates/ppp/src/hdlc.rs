@@ -31,7 +31,11 @@ const FCS16_TABLE: [u16; 256] = {
         let mut v = b as u16;
         let mut i = 0;
         while i < 8 {
-            v = if v & 1 != 0 { (v >> 1) ^ 0x8408 } else { v >> 1 };
+            v = if v & 1 != 0 {
+                (v >> 1) ^ 0x8408
+            } else {
+                v >> 1
+            };
             i += 1;
         }
         table[b] = v;
@@ -223,10 +227,26 @@ impl Deframer {
     }
 
     /// Consumes `data` and calls `sink` with every complete good frame.
-    pub fn push(&mut self, data: &[u8], mut sink: impl FnMut(Frame)) {
-        for &b in data {
+    pub fn push(&mut self, mut data: &[u8], mut sink: impl FnMut(Frame)) {
+        while !data.is_empty() {
+            let (used, frame) = self.push_until_frame(data);
+            data = data.get(used..).unwrap_or(&[]);
+            if let Some(f) = frame {
+                sink(f);
+            }
+        }
+    }
+
+    /// Consumes `data` up to and including the end of the first complete
+    /// good frame, and returns how many octets it used and that frame.
+    /// Lets the caller act on a frame (e.g. change the receive ACCM) before
+    /// the following octets are decoded.
+    pub fn push_until_frame(&mut self, data: &[u8]) -> (usize, Option<Frame>) {
+        for (i, &b) in data.iter().enumerate() {
             if b == FLAG {
-                self.end_frame(&mut sink);
+                if let Some(f) = self.end_frame() {
+                    return (i + 1, Some(f));
+                }
                 continue;
             }
             if self.discarding {
@@ -254,6 +274,7 @@ impl Deframer {
             }
             self.buf.push(v);
         }
+        (data.len(), None)
     }
 
     /// Collects the frames of `data` into a vector.
@@ -263,30 +284,28 @@ impl Deframer {
         v
     }
 
-    fn end_frame(&mut self, sink: &mut impl FnMut(Frame)) {
+    fn end_frame(&mut self) -> Option<Frame> {
         let escaped = std::mem::replace(&mut self.escaped, false);
         if std::mem::replace(&mut self.discarding, false) {
             self.buf.clear();
-            return;
+            return None;
         }
         if self.buf.is_empty() {
             // Back-to-back flags, or a flag right after a frame: nothing.
-            return;
+            return None;
         }
         let content = std::mem::take(&mut self.buf);
-        if escaped {
+        let result = if escaped {
             self.stats.aborted += 1;
-            self.recycle(content);
-            return;
+            None
+        } else {
+            self.parse(&content).ok()
+        };
+        if result.is_some() {
+            self.stats.frames += 1;
         }
-        match self.parse(&content) {
-            Ok(frame) => {
-                self.stats.frames += 1;
-                self.recycle(content);
-                sink(frame);
-            }
-            Err(()) => self.recycle(content),
-        }
+        self.recycle(content);
+        result
     }
 
     fn recycle(&mut self, mut content: Vec<u8>) {
@@ -339,9 +358,12 @@ mod tests {
     #[test]
     fn fcs_table_matches_rfc1662() {
         // First entries of the RFC 1662 §C.2 table.
-        assert_eq!(&FCS16_TABLE[..8], &[
-            0x0000, 0x1189, 0x2312, 0x329b, 0x4624, 0x57ad, 0x6536, 0x74bf
-        ]);
+        assert_eq!(
+            &FCS16_TABLE[..8],
+            &[
+                0x0000, 0x1189, 0x2312, 0x329b, 0x4624, 0x57ad, 0x6536, 0x74bf
+            ]
+        );
         assert_eq!(FCS16_TABLE[255], 0x0f78);
     }
 

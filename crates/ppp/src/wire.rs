@@ -67,7 +67,10 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WireError::TooShort { len } => {
-                write!(f, "malformed packet from peer: {len} octets, header needs 4")
+                write!(
+                    f,
+                    "malformed packet from peer: {len} octets, header needs 4"
+                )
             }
             WireError::BadLength { length, available } => write!(
                 f,
@@ -258,7 +261,10 @@ pub fn parse_options(mut data: &[u8]) -> Result<Vec<RawOption<'_>>, WireError> {
         };
         let len = usize::from(len);
         if len < 2 || len > data.len() {
-            return Err(WireError::BadOptionLength { kind: *kind, length: len });
+            return Err(WireError::BadOptionLength {
+                kind: *kind,
+                length: len,
+            });
         }
         v.push(RawOption {
             kind: *kind,
@@ -486,10 +492,31 @@ mod tests {
         assert!(parse_options(&[1, 5, 0, 0]).is_err());
         let o = parse_options(&[7, 2, 5, 6, 1, 2, 3, 4]).unwrap();
         assert_eq!(o.len(), 2);
-        assert_eq!(LcpOption::parse(o[1]).unwrap(), LcpOption::MagicNumber(0x01020304));
-        assert!(LcpOption::parse(RawOption { kind: 1, data: &[1] }).is_err());
-        assert!(LcpOption::parse(RawOption { kind: 7, data: &[1] }).is_err());
-        assert!(IpcpOption::parse(RawOption { kind: 3, data: &[1, 2, 3] }).is_err());
+        assert_eq!(
+            LcpOption::parse(o[1]).unwrap(),
+            LcpOption::MagicNumber(0x01020304)
+        );
+        assert!(
+            LcpOption::parse(RawOption {
+                kind: 1,
+                data: &[1]
+            })
+            .is_err()
+        );
+        assert!(
+            LcpOption::parse(RawOption {
+                kind: 7,
+                data: &[1]
+            })
+            .is_err()
+        );
+        assert!(
+            IpcpOption::parse(RawOption {
+                kind: 3,
+                data: &[1, 2, 3]
+            })
+            .is_err()
+        );
     }
 
     #[test]

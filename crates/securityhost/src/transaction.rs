@@ -425,6 +425,28 @@ impl Transaction {
         self.backlog.drain(..).collect()
     }
 
+    /// The module broke in a way the host saw from outside (its Begin or
+    /// End panicked, its worker process died). A dialog still running ends
+    /// at once as that defect; otherwise the defect is noted beside the
+    /// outcome already decided.
+    pub fn module_defect(&mut self, defect: Defect) {
+        match self.phase {
+            Phase::Beginning | Phase::Dialog if self.abort.is_none() => {
+                self.pending = None;
+                self.finish(Outcome::Defect(defect));
+            }
+            Phase::Beginning | Phase::Dialog | Phase::Aborting => {
+                self.defects.push(defect);
+                self.finish_aborted();
+            }
+            Phase::Cleanup => {
+                self.defects.push(defect);
+                self.finish_with_verdict();
+            }
+            Phase::Finished => self.defects.push(defect),
+        }
+    }
+
     // ----- the module's side (host functions) --------------------------
 
     /// `RasSecurityDialogSend`.

@@ -551,3 +551,38 @@ fn check_buffer_range_rules() {
         Err(ERROR_BUFFER_TOO_SMALL)
     );
 }
+
+#[test]
+fn a_module_crash_during_the_dialog_is_a_defect() {
+    let mut t = T::begun();
+    assert_eq!(t.receive(8, 0, 0), PENDING);
+    t.tx.module_defect(Defect::Other("worker died: SIGSEGV".into()));
+    assert!(t.fire().is_empty());
+    assert_eq!(
+        t.actions(),
+        vec![Action::Finished(Outcome::Defect(Defect::Other("worker died: SIGSEGV".into())))]
+    );
+}
+
+#[test]
+fn a_module_crash_after_success_keeps_the_verdict_and_notes_the_defect() {
+    let mut t = T::begun();
+    t.tx.complete(&success("alice"), t.at(0));
+    t.actions();
+    t.tx.module_defect(Defect::Other("End panicked".into()));
+    let a = t.actions();
+    assert!(matches!(&a[..], [Action::Finished(Outcome::Verdict(Verdict::Success { .. }))]));
+    assert_eq!(t.tx.defects().len(), 1);
+}
+
+#[test]
+fn a_module_crash_during_an_abort_keeps_the_cause() {
+    let mut t = T::begun();
+    t.tx.caller_hung_up(t.at(0));
+    t.actions();
+    t.tx.module_defect(Defect::Other("End panicked".into()));
+    assert_eq!(
+        t.actions(),
+        vec![Action::Finished(Outcome::Aborted { cause: AbortCause::CallerHungUp, late: None })]
+    );
+}

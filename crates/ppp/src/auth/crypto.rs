@@ -50,6 +50,19 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// Compares two secrets of possibly different lengths without revealing,
+/// through timing, where they differ or how long the expected one is: both
+/// are hashed (SHA-1) and the digests compared with [`ct_eq`].
+#[must_use]
+pub fn ct_eq_any_len(a: &[u8], b: &[u8]) -> bool {
+    let mut da: [u8; 20] = Sha1::digest(a).into();
+    let mut db: [u8; 20] = Sha1::digest(b).into();
+    let ok = ct_eq(&da, &db);
+    wipe(&mut da);
+    wipe(&mut db);
+    ok
+}
+
 /// Overwrites `buf` with zeros (best effort, no `unsafe`: the write is
 /// followed by an optimisation barrier so it is not elided as a dead store).
 pub fn wipe(buf: &mut [u8]) {
@@ -168,7 +181,10 @@ fn des_encrypt(clear: &[u8; 8], key7: &[u8; 7]) -> [u8; 8] {
 /// bytes, split in three 7-byte DES keys, each of which encrypts the 8-byte
 /// challenge.
 #[must_use]
-pub fn challenge_response(challenge: &[u8; 8], nt_hash: &[u8; NT_HASH_LEN]) -> [u8; NT_RESPONSE_LEN] {
+pub fn challenge_response(
+    challenge: &[u8; 8],
+    nt_hash: &[u8; NT_HASH_LEN],
+) -> [u8; NT_RESPONSE_LEN] {
     let mut z = [0u8; 21];
     z[..NT_HASH_LEN].copy_from_slice(nt_hash);
     let mut out = [0u8; NT_RESPONSE_LEN];
@@ -205,7 +221,8 @@ pub fn generate_nt_response(
     password: &str,
 ) -> [u8; NT_RESPONSE_LEN] {
     let mut h = nt_password_hash(password);
-    let out = generate_nt_response_from_hash(authenticator_challenge, peer_challenge, user_name, &h);
+    let out =
+        generate_nt_response_from_hash(authenticator_challenge, peer_challenge, user_name, &h);
     wipe(&mut h);
     out
 }
@@ -371,7 +388,8 @@ mod tests {
     const AUTH_CHALLENGE: &str = "5B 5D 7C 7D 7B 3F 2F 3E 3C 2C 60 21 32 26 26 28";
     const PEER_CHALLENGE: &str = "21 40 23 24 25 5E 26 2A 28 29 5F 2B 3A 33 7C 7E";
     const CHALLENGE: &str = "D0 2E 43 86 BC E9 12 26";
-    const NT_RESPONSE: &str = "82 30 9E CD 8D 70 8B 5E A0 8F AA 39 81 CD 83 54 42 33 11 4A 3D 85 D6 DF";
+    const NT_RESPONSE: &str =
+        "82 30 9E CD 8D 70 8B 5E A0 8F AA 39 81 CD 83 54 42 33 11 4A 3D 85 D6 DF";
     const PASSWORD_HASH: &str = "44 EB BA 8D 53 12 B8 D6 11 47 44 11 F5 69 89 AE";
     const PASSWORD_HASH_HASH: &str = "41 C0 0C 58 4B D2 D9 1C 40 17 A2 A1 2F A5 9F 3F";
     const AUTH_RESPONSE: &str = "S=407A5589115FD0D6209F510FE9C04566932CDA56";
@@ -386,19 +404,29 @@ mod tests {
         assert_eq!(challenge_hash(&pc, &ac, USER).to_vec(), h(CHALLENGE));
         let ntr = generate_nt_response(&ac, &pc, USER, PASSWORD);
         assert_eq!(ntr.to_vec(), h(NT_RESPONSE));
-        assert_eq!(challenge_response(&arr(CHALLENGE), &nth).to_vec(), h(NT_RESPONSE));
+        assert_eq!(
+            challenge_response(&arr(CHALLENGE), &nth).to_vec(),
+            h(NT_RESPONSE)
+        );
         let ar = generate_authenticator_response(PASSWORD, &ntr, &pc, &ac, USER);
         assert_eq!(authenticator_response_string(&ar), AUTH_RESPONSE);
-        assert!(check_authenticator_response(PASSWORD, &ntr, &pc, &ac, USER, &ar));
+        assert!(check_authenticator_response(
+            PASSWORD, &ntr, &pc, &ac, USER, &ar
+        ));
         let mut bad = ar;
         bad[19] ^= 1;
-        assert!(!check_authenticator_response(PASSWORD, &ntr, &pc, &ac, USER, &bad));
+        assert!(!check_authenticator_response(
+            PASSWORD, &ntr, &pc, &ac, USER, &bad
+        ));
         // Server side with only the hash.
         assert_eq!(verify_nt_response(&nth, &ac, &pc, USER, &ntr), Some(ar));
         let mut wrong = ntr;
         wrong[0] ^= 0x80;
         assert_eq!(verify_nt_response(&nth, &ac, &pc, USER, &wrong), None);
-        assert_eq!(verify_nt_response(&nt_password_hash("clientPasS"), &ac, &pc, USER, &ntr), None);
+        assert_eq!(
+            verify_nt_response(&nt_password_hash("clientPasS"), &ac, &pc, USER, &ntr),
+            None
+        );
     }
 
     #[test]
@@ -411,9 +439,15 @@ mod tests {
         // Key expansion: 7 bytes of ones give 8 bytes of 0xfe (parity 0).
         assert_eq!(des_key_from_7(&[0xff; 7]), [0xfe; 8]);
         // 0x80 0 0 0 0 0 0 -> first byte 0x80 (bit 55 -> bit 7 of byte 0).
-        assert_eq!(des_key_from_7(&[0x80, 0, 0, 0, 0, 0, 0]), [0x80, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            des_key_from_7(&[0x80, 0, 0, 0, 0, 0, 0]),
+            [0x80, 0, 0, 0, 0, 0, 0, 0]
+        );
         // The last bit of the 7 bytes lands in bit 1 of the last byte.
-        assert_eq!(des_key_from_7(&[0, 0, 0, 0, 0, 0, 1]), [0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(
+            des_key_from_7(&[0, 0, 0, 0, 0, 0, 1]),
+            [0, 0, 0, 0, 0, 0, 0, 2]
+        );
     }
 
     #[test]
@@ -435,6 +469,10 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
+        assert!(ct_eq_any_len(b"s3cret", b"s3cret"));
+        assert!(!ct_eq_any_len(b"s3cret", b"s3cre"));
+        assert!(!ct_eq_any_len(b"s3cret", b"s3creT"));
+        assert!(ct_eq_any_len(b"", b""));
     }
 
     #[test]

@@ -48,30 +48,52 @@ fn split_header(buf: &[u8]) -> Result<(u8, u8, &[u8]), AuthError> {
     let (&code, rest) = buf
         .split_first()
         .ok_or(AuthError::Malformed("empty authentication packet"))?;
-    let (&id, rest) = rest
-        .split_first()
-        .ok_or(AuthError::Malformed("packet shorter than its 4-octet header"))?;
-    let len_bytes = rest
-        .get(..2)
-        .ok_or(AuthError::Malformed("packet shorter than its 4-octet header"))?;
+    let (&id, rest) = rest.split_first().ok_or(AuthError::Malformed(
+        "packet shorter than its 4-octet header",
+    ))?;
+    let len_bytes = rest.get(..2).ok_or(AuthError::Malformed(
+        "packet shorter than its 4-octet header",
+    ))?;
     let length = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
     if length < 4 {
         return Err(AuthError::Malformed("Length field below 4"));
     }
     if length > buf.len() {
-        return Err(AuthError::Malformed("Length field beyond the received packet"));
+        return Err(AuthError::Malformed(
+            "Length field beyond the received packet",
+        ));
     }
-    let data = buf.get(4..length).ok_or(AuthError::Malformed("bad Length field"))?;
+    let data = buf
+        .get(4..length)
+        .ok_or(AuthError::Malformed("bad Length field"))?;
     Ok((code, id, data))
 }
 
+/// The octets of a packet that its Length field covers (the whole buffer if
+/// the header does not parse). Used to compare retransmissions.
+pub(crate) fn packet_extent(buf: &[u8]) -> &[u8] {
+    match buf.get(2..4) {
+        Some(&[hi, lo]) => buf
+            .get(..usize::from(u16::from_be_bytes([hi, lo])))
+            .unwrap_or(buf),
+        _ => buf,
+    }
+}
+
 /// Builds `Code Id Length data`.
-fn build(code: u8, id: u8, data_len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Result<Vec<u8>, AuthError> {
+fn build(
+    code: u8,
+    id: u8,
+    data_len: usize,
+    fill: impl FnOnce(&mut Vec<u8>),
+) -> Result<Vec<u8>, AuthError> {
     let total = 4 + data_len;
     let length = u16::try_from(total)
         .ok()
         .filter(|_| total <= MAX_PACKET_LEN)
-        .ok_or(AuthError::Misuse("authentication packet longer than 65535 octets"))?;
+        .ok_or(AuthError::Misuse(
+            "authentication packet longer than 65535 octets",
+        ))?;
     let mut out = Vec::with_capacity(total);
     out.push(code);
     out.push(id);
@@ -135,7 +157,11 @@ impl<'a> PapPacket<'a> {
             PAP_AUTHENTICATE_REQUEST => {
                 let (peer_id, rest) = take_counted(data, "PAP Peer-ID length beyond the packet")?;
                 let (password, _) = take_counted(rest, "PAP Passwd-Length beyond the packet")?;
-                Ok(PapPacket::Request { id, peer_id, password })
+                Ok(PapPacket::Request {
+                    id,
+                    peer_id,
+                    password,
+                })
             }
             PAP_AUTHENTICATE_ACK | PAP_AUTHENTICATE_NAK => {
                 let message = if data.is_empty() {
@@ -157,7 +183,9 @@ impl<'a> PapPacket<'a> {
     #[must_use]
     pub fn id(&self) -> u8 {
         match *self {
-            PapPacket::Request { id, .. } | PapPacket::Ack { id, .. } | PapPacket::Nak { id, .. } => id,
+            PapPacket::Request { id, .. }
+            | PapPacket::Ack { id, .. }
+            | PapPacket::Nak { id, .. } => id,
         }
     }
 
@@ -166,15 +194,24 @@ impl<'a> PapPacket<'a> {
     /// Fails with [`AuthError::Misuse`] if a field is longer than 255 octets.
     pub fn encode(&self) -> Result<Vec<u8>, AuthError> {
         match *self {
-            PapPacket::Request { id, peer_id, password } => {
+            PapPacket::Request {
+                id,
+                peer_id,
+                password,
+            } => {
                 let a = counted_len(peer_id, "PAP Peer-ID longer than 255 octets")?;
                 let b = counted_len(password, "PAP password longer than 255 octets")?;
-                build(PAP_AUTHENTICATE_REQUEST, id, 2 + peer_id.len() + password.len(), |o| {
-                    o.push(a);
-                    o.extend_from_slice(peer_id);
-                    o.push(b);
-                    o.extend_from_slice(password);
-                })
+                build(
+                    PAP_AUTHENTICATE_REQUEST,
+                    id,
+                    2 + peer_id.len() + password.len(),
+                    |o| {
+                        o.push(a);
+                        o.extend_from_slice(peer_id);
+                        o.push(b);
+                        o.extend_from_slice(password);
+                    },
+                )
             }
             PapPacket::Ack { id, message } | PapPacket::Nak { id, message } => {
                 let code = if matches!(self, PapPacket::Ack { .. }) {
@@ -270,7 +307,8 @@ impl<'a> ChapPacket<'a> {
     /// 255 octets, or the packet is longer than 65535 octets.
     pub fn encode(&self) -> Result<Vec<u8>, AuthError> {
         match *self {
-            ChapPacket::Challenge { id, value, name } | ChapPacket::Response { id, value, name } => {
+            ChapPacket::Challenge { id, value, name }
+            | ChapPacket::Response { id, value, name } => {
                 let code = if matches!(self, ChapPacket::Challenge { .. }) {
                     CHAP_CHALLENGE
                 } else {
@@ -319,13 +357,19 @@ impl MsChapV2Response {
     /// zero, but they carry nothing; pppd does not check them either).
     pub fn parse(value: &[u8]) -> Result<Self, AuthError> {
         if value.len() != Self::VALUE_LEN {
-            return Err(AuthError::Malformed("MS-CHAPv2 Response value is not 49 octets"));
+            return Err(AuthError::Malformed(
+                "MS-CHAPv2 Response value is not 49 octets",
+            ));
         }
         let mut peer_challenge = [0u8; MSCHAPV2_PEER_CHALLENGE_LEN];
         let mut nt_response = [0u8; NT_RESPONSE_LEN];
         peer_challenge.copy_from_slice(&value[..16]);
         nt_response.copy_from_slice(&value[24..48]);
-        Ok(MsChapV2Response { peer_challenge, nt_response, flags: value[48] })
+        Ok(MsChapV2Response {
+            peer_challenge,
+            nt_response,
+            flags: value[48],
+        })
     }
 
     /// Encodes the 49-octet value (reserved octets zero).
@@ -354,17 +398,23 @@ impl<'a> MsChapV2Success<'a> {
     /// follows the 40 digits is the message if it starts with ` M=`, and is
     /// otherwise ignored.
     pub fn parse(message: &'a [u8]) -> Result<Self, AuthError> {
-        let rest = message
-            .strip_prefix(b"S=")
-            .ok_or(AuthError::Malformed("MS-CHAPv2 Success message does not start with S="))?;
+        let rest = message.strip_prefix(b"S=").ok_or(AuthError::Malformed(
+            "MS-CHAPv2 Success message does not start with S=",
+        ))?;
         let digits = rest
             .get(..2 * AUTHENTICATOR_RESPONSE_LEN)
-            .ok_or(AuthError::Malformed("MS-CHAPv2 Success S= shorter than 40 hex digits"))?;
-        let authenticator_response = decode_hex::<AUTHENTICATOR_RESPONSE_LEN>(digits)
-            .ok_or(AuthError::Malformed("MS-CHAPv2 Success S= is not 40 hex digits"))?;
+            .ok_or(AuthError::Malformed(
+                "MS-CHAPv2 Success S= shorter than 40 hex digits",
+            ))?;
+        let authenticator_response = decode_hex::<AUTHENTICATOR_RESPONSE_LEN>(digits).ok_or(
+            AuthError::Malformed("MS-CHAPv2 Success S= is not 40 hex digits"),
+        )?;
         let tail = rest.get(2 * AUTHENTICATOR_RESPONSE_LEN..).unwrap_or(&[]);
         let message = tail.strip_prefix(b" M=").unwrap_or(&[]);
-        Ok(MsChapV2Success { authenticator_response, message })
+        Ok(MsChapV2Success {
+            authenticator_response,
+            message,
+        })
     }
 
     /// Encodes `S=<40 upper-case hex> M=<message>` (or without ` M=` when the
@@ -422,9 +472,14 @@ impl<'a> MsChapV2Failure<'a> {
                 continue;
             }
             if let Some(v) = field.strip_prefix(b"E=") {
-                error = Some(parse_decimal(v).ok_or(AuthError::Malformed("MS-CHAPv2 Failure E= is not a number"))?);
+                error = Some(
+                    parse_decimal(v)
+                        .ok_or(AuthError::Malformed("MS-CHAPv2 Failure E= is not a number"))?,
+                );
             } else if error.is_none() {
-                return Err(AuthError::Malformed("MS-CHAPv2 Failure message does not start with E="));
+                return Err(AuthError::Malformed(
+                    "MS-CHAPv2 Failure message does not start with E=",
+                ));
             } else if let Some(v) = field.strip_prefix(b"R=") {
                 retry = match v {
                     b"0" => false,
@@ -432,16 +487,24 @@ impl<'a> MsChapV2Failure<'a> {
                     _ => return Err(AuthError::Malformed("MS-CHAPv2 Failure R= is not 0 or 1")),
                 };
             } else if let Some(v) = field.strip_prefix(b"C=") {
-                challenge = Some(
-                    decode_hex::<MSCHAPV2_CHALLENGE_LEN>(v)
-                        .ok_or(AuthError::Malformed("MS-CHAPv2 Failure C= is not 32 hex digits"))?,
-                );
+                challenge = Some(decode_hex::<MSCHAPV2_CHALLENGE_LEN>(v).ok_or(
+                    AuthError::Malformed("MS-CHAPv2 Failure C= is not 32 hex digits"),
+                )?);
             } else if let Some(v) = field.strip_prefix(b"V=") {
-                version = Some(parse_decimal(v).ok_or(AuthError::Malformed("MS-CHAPv2 Failure V= is not a number"))?);
+                version = Some(
+                    parse_decimal(v)
+                        .ok_or(AuthError::Malformed("MS-CHAPv2 Failure V= is not a number"))?,
+                );
             }
         }
         let error = error.ok_or(AuthError::Malformed("MS-CHAPv2 Failure message has no E="))?;
-        Ok(MsChapV2Failure { error, retry, challenge, version, message: text })
+        Ok(MsChapV2Failure {
+            error,
+            retry,
+            challenge,
+            version,
+            message: text,
+        })
     }
 
     /// Encodes `E=<error> R=<0|1> C=<32 upper-case hex> V=<version> M=<message>`
@@ -483,11 +546,18 @@ mod tests {
 
     #[test]
     fn pap_round_trip() {
-        let p = PapPacket::Request { id: 7, peer_id: b"alice", password: b"s3cret" };
+        let p = PapPacket::Request {
+            id: 7,
+            peer_id: b"alice",
+            password: b"s3cret",
+        };
         let b = p.encode().unwrap();
         assert_eq!(hex::encode(&b), "0107001105616c69636506733363726574");
         assert_eq!(PapPacket::parse(&b).unwrap(), p);
-        let a = PapPacket::Ack { id: 1, message: b"Login ok" };
+        let a = PapPacket::Ack {
+            id: 1,
+            message: b"Login ok",
+        };
         let b = a.encode().unwrap();
         assert_eq!(hex::encode(&b), "0201000d084c6f67696e206f6b");
         assert_eq!(PapPacket::parse(&b).unwrap(), a);
@@ -504,25 +574,57 @@ mod tests {
         // Padding beyond Length is ignored.
         assert_eq!(
             PapPacket::parse(&[1, 1, 0, 6, 0, 0, 0xff, 0xff]).unwrap(),
-            PapPacket::Request { id: 1, peer_id: b"", password: b"" }
+            PapPacket::Request {
+                id: 1,
+                peer_id: b"",
+                password: b""
+            }
         );
         // Ack without Msg-Length.
-        assert_eq!(PapPacket::parse(&[2, 3, 0, 4]).unwrap(), PapPacket::Ack { id: 3, message: b"" });
-        assert!(PapPacket::Ack { id: 1, message: &[0u8; 256] }.encode().is_err());
+        assert_eq!(
+            PapPacket::parse(&[2, 3, 0, 4]).unwrap(),
+            PapPacket::Ack {
+                id: 3,
+                message: b""
+            }
+        );
+        assert!(
+            PapPacket::Ack {
+                id: 1,
+                message: &[0u8; 256]
+            }
+            .encode()
+            .is_err()
+        );
     }
 
     #[test]
     fn chap_round_trip() {
-        let c = ChapPacket::Challenge { id: 0x65, value: &[1, 2, 3], name: b"srv" };
+        let c = ChapPacket::Challenge {
+            id: 0x65,
+            value: &[1, 2, 3],
+            name: b"srv",
+        };
         let b = c.encode().unwrap();
         assert_eq!(b, [1, 0x65, 0, 11, 3, 1, 2, 3, b's', b'r', b'v']);
         assert_eq!(ChapPacket::parse(&b).unwrap(), c);
-        let s = ChapPacket::Success { id: 2, message: b"ok" };
+        let s = ChapPacket::Success {
+            id: 2,
+            message: b"ok",
+        };
         assert_eq!(ChapPacket::parse(&s.encode().unwrap()).unwrap(), s);
         assert!(ChapPacket::parse(&[1, 1, 0, 5, 0]).is_err()); // value size 0
         assert!(ChapPacket::parse(&[2, 1, 0, 6, 5, 0]).is_err());
         assert!(ChapPacket::parse(&[5, 1, 0, 4]).is_err());
-        assert!(ChapPacket::Response { id: 1, value: &[], name: b"" }.encode().is_err());
+        assert!(
+            ChapPacket::Response {
+                id: 1,
+                value: &[],
+                name: b""
+            }
+            .encode()
+            .is_err()
+        );
     }
 
     #[test]
@@ -542,7 +644,10 @@ mod tests {
     fn mschapv2_success_message() {
         let m = b"S=407A5589115FD0D6209F510FE9C04566932CDA56 M=Access granted";
         let s = MsChapV2Success::parse(m).unwrap();
-        assert_eq!(hex::encode_upper(s.authenticator_response), "407A5589115FD0D6209F510FE9C04566932CDA56");
+        assert_eq!(
+            hex::encode_upper(s.authenticator_response),
+            "407A5589115FD0D6209F510FE9C04566932CDA56"
+        );
         assert_eq!(s.message, b"Access granted");
         assert_eq!(s.encode(), m.to_vec());
         let lower = MsChapV2Success::parse(b"S=407a5589115fd0d6209f510fe9c04566932cda56").unwrap();
@@ -559,16 +664,31 @@ mod tests {
         let f = MsChapV2Failure::parse(m).unwrap();
         assert_eq!(f.error, 691);
         assert!(f.retry);
-        assert_eq!(hex::encode(f.challenge.unwrap()), "a153be899cdc2b1854c362a4339931a5");
+        assert_eq!(
+            hex::encode(f.challenge.unwrap()),
+            "a153be899cdc2b1854c362a4339931a5"
+        );
         assert_eq!(f.version, Some(0));
         assert_eq!(f.message, b"Access denied");
-        let ours = MsChapV2Failure { error: 691, retry: false, challenge: Some([0xab; 16]), version: Some(3), message: b"no" };
+        let ours = MsChapV2Failure {
+            error: 691,
+            retry: false,
+            challenge: Some([0xab; 16]),
+            version: Some(3),
+            message: b"no",
+        };
         let enc = ours.encode();
-        assert_eq!(enc, b"E=691 R=0 C=ABABABABABABABABABABABABABABABAB V=3 M=no".to_vec());
+        assert_eq!(
+            enc,
+            b"E=691 R=0 C=ABABABABABABABABABABABABABABABAB V=3 M=no".to_vec()
+        );
         assert_eq!(MsChapV2Failure::parse(&enc).unwrap(), ours);
         // MS-CHAPv1 style, no C=, no M=.
         let v1 = MsChapV2Failure::parse(b"E=649 R=0").unwrap();
-        assert_eq!((v1.error, v1.retry, v1.challenge, v1.version), (649, false, None, None));
+        assert_eq!(
+            (v1.error, v1.retry, v1.challenge, v1.version),
+            (649, false, None, None)
+        );
         assert!(MsChapV2Failure::parse(b"R=0 E=691").is_err());
         assert!(MsChapV2Failure::parse(b"E=x").is_err());
         assert!(MsChapV2Failure::parse(b"E=99999999999").is_err());

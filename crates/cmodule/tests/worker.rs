@@ -1,0 +1,276 @@
+//! C modules in a worker process, driven through a real
+//! `securityhost::Port`: the same dialogs as in-process, plus crashes,
+//! aborts and endless loops that kill the worker but not this process.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use cmodule::{StartError, WorkerCommand, WorkerModule, WorkerOptions};
+use common::*;
+use securityhost::consts::*;
+use securityhost::*;
+
+struct Built {
+    dir: tempfile::TempDir,
+}
+
+fn built() -> &'static Built {
+    static B: OnceLock<Built> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        for src in [
+            "examples/modules/tokencard.c",
+            "examples/modules/pin.c",
+            "crates/cmodule/tests/modules/misbehave.c",
+            "crates/cmodule/tests/modules/inbegin.c",
+            "crates/cmodule/tests/modules/spin.c",
+            "crates/cmodule/tests/modules/noend.c",
+        ] {
+            build_module(dir.path(), src);
+        }
+        std::fs::write(
+            dir.path().join("tokencard.keys"),
+            "alice 3132333435363738393031323334353637383930\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("pins"), "bob 4711\n").unwrap();
+        Built { dir }
+    })
+}
+
+fn so(name: &str) -> PathBuf {
+    built().dir.path().join(format!("{name}.so"))
+}
+
+fn command() -> WorkerCommand {
+    WorkerCommand::new(env!("CARGO_BIN_EXE_cmodule-worker"))
+}
+
+fn worker_with(name: &str, opts: WorkerOptions) -> Arc<WorkerModule> {
+    let m = WorkerModule::start(command(), &so(name), opts).unwrap();
+    // What dialgate wires: a dead worker's transactions end as defects.
+    m.on_worker_death(|h, d| {
+        if let Some(p) = table().get(h) {
+            p.with(|tx, _| tx.module_defect(d));
+        }
+    });
+    Arc::new(m)
+}
+
+fn worker(name: &str) -> Arc<WorkerModule> {
+    worker_with(name, WorkerOptions::default())
+}
+
+fn cfg() -> Config {
+    Config {
+        send_buffer_size: 64,
+        recv_buffer_size: 32,
+        ..Config::default()
+    }
+}
+
+fn challenge(text: &str) -> String {
+    let i = text.find("Challenge: ").expect("a challenge") + "Challenge: ".len();
+    text[i..i + 16].to_string()
+}
+
+#[test]
+fn tokencard_through_the_worker() {
+    // The worker inherits our environment; each worker test reads the same
+    // key file, so setting it before the first spawn is enough.
+    set_envs();
+    let m = worker("tokencard");
+    let mut d = Drive::start(m.clone(), cfg());
+    d.expect("Name: ");
+    d.input("alice\r");
+    d.expect("Response: ");
+    let resp = token_response(b"12345678901234567890", &challenge(&d.text()));
+    d.input(&format!("{resp}\r"));
+    let (o, defects) = d.finish();
+    assert_eq!(o.granted(), Some(("alice", "")), "{o:?}");
+    assert!(defects.is_empty(), "{defects:?}");
+
+    let mut d = Drive::start(m, cfg());
+    d.expect("Name: ");
+    d.input("alice\r");
+    d.expect("Response: ");
+    d.input("999999x\r");
+    let (o, _) = d.finish();
+    assert!(matches!(o, Outcome::Verdict(Verdict::Failure { .. })), "{o:?}");
+}
+
+#[test]
+fn pin_through_the_worker() {
+    set_envs();
+    let m = worker("pin");
+    let mut d = Drive::start(m, cfg());
+    d.expect("User: ");
+    d.input("bob\r4711\r");
+    let (o, _) = d.finish();
+    assert_eq!(o.granted(), Some(("bob", "")), "{o:?}: {}", d.text());
+}
+
+fn set_envs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let dir = built().dir.path();
+        #[allow(unsafe_code)]
+        // SAFETY: set once, before any worker is spawned by this test
+        // binary (every test calls this first) and before any thread of
+        // ours reads the environment.
+        unsafe {
+            std::env::set_var("DIALGATE_TOKENCARD_KEYS", dir.join("tokencard.keys"));
+            std::env::set_var("DIALGATE_PIN_FILE", dir.join("pins"));
+        }
+    });
+}
+
+fn misbehave(cmd: &str) -> (String, Outcome, Vec<Defect>) {
+    set_envs();
+    let mut d = Drive::start(worker("misbehave"), cfg());
+    d.input(&format!("{cmd}\r"));
+    let (o, defects) = d.finish();
+    (d.text(), o, defects)
+}
+
+#[test]
+fn every_error_path_through_the_worker() {
+    assert_eq!(misbehave("bad-handle").0, "R 601 601 601\r\n");
+    assert_eq!(misbehave("pointers").0, "R 87 87 87\r\nR 87 87 87\r\n");
+    assert_eq!(misbehave("lengths").0, "R 603 603 603\r\n");
+    let (_, o, defects) = misbehave("twice");
+    assert_eq!(o.granted(), Some(("probe", "")));
+    assert!(defects.contains(&Defect::SecondComplete));
+    let (_, o, _) = misbehave("bad-message");
+    assert_eq!(o, Outcome::Defect(Defect::Unterminated("UserName")));
+}
+
+#[test]
+fn receive_rules_through_the_worker() {
+    set_envs();
+    let m = worker("misbehave");
+    let mut d = Drive::start(m.clone(), cfg());
+    d.input("second-receive\r");
+    d.expect("R 600 616 0\r\n");
+    d.input("Z");
+    d.finish();
+    assert!(d.text().ends_with(&format!("G 0 1 {}\r\n", b'Z')), "{}", d.text());
+
+    let mut d = Drive::start(m.clone(), cfg());
+    d.input("timeout\r");
+    d.expect("waiting\r\n");
+    d.advance(Duration::from_secs(2));
+    d.finish();
+    assert!(d.text().ends_with("R 600 638 0\r\n"), "{}", d.text());
+
+    let mut d = Drive::start(m, cfg());
+    d.input("wait\r");
+    d.expect("waiting\r\n");
+    let now = d.port.now();
+    d.port.with(|tx, _| tx.caller_hung_up(now));
+    let (o, _) = d.finish();
+    assert_eq!(
+        o,
+        Outcome::Aborted {
+            cause: AbortCause::CallerHungUp,
+            late: Some(Ok(Verdict::Error { code: ERROR_PORT_DISCONNECTED }))
+        }
+    );
+}
+
+#[test]
+fn complete_inside_begin_through_the_worker() {
+    let mut d = Drive::start(worker("inbegin"), cfg());
+    let (o, defects) = d.finish();
+    assert_eq!(o.granted(), Some(("early", "")));
+    assert!(defects.contains(&Defect::SecondComplete), "{defects:?}");
+}
+
+#[test]
+fn never_completing_ends_at_the_time_limit_through_the_worker() {
+    set_envs();
+    let mut d = Drive::start(worker("misbehave"), cfg());
+    d.input("never\r");
+    d.expect("silent\r\n");
+    d.advance(Duration::from_secs(121));
+    d.until("End", |d| d.ends == 1);
+    std::thread::sleep(Duration::from_millis(100));
+    d.step();
+    d.advance(Duration::from_secs(6));
+    let (o, _) = d.finish();
+    assert_eq!(o, Outcome::Aborted { cause: AbortCause::DialogTimedOut, late: None });
+}
+
+fn crash(cmd: &str, signal: &str) {
+    set_envs();
+    let m = worker("misbehave");
+    let first = m.worker_pid().unwrap();
+    // A second, innocent transaction on the same worker dies with it.
+    let mut other = Drive::start(m.clone(), cfg());
+    other.step();
+    let mut d = Drive::start(m.clone(), cfg());
+    d.input(&format!("{cmd}\r"));
+    let (o, _) = d.finish();
+    match &o {
+        Outcome::Defect(Defect::Other(text)) => {
+            assert!(text.contains(signal) && text.contains("died"), "{text}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let (o2, _) = other.finish();
+    assert!(matches!(o2, Outcome::Defect(_)), "{o2:?}");
+    // The next caller gets a fresh worker, and it works.
+    let mut d = Drive::start(m.clone(), cfg());
+    d.input("bad-handle\r");
+    let (o, _) = d.finish();
+    assert_eq!(o.granted(), Some(("probe", "")), "{o:?}");
+    assert_ne!(m.worker_pid(), Some(first));
+}
+
+#[test]
+fn a_segfault_kills_only_the_worker() {
+    crash("segv", "SIGSEGV");
+}
+
+#[test]
+fn an_abort_kills_only_the_worker() {
+    crash("abort", "SIGABRT");
+}
+
+#[test]
+fn an_endless_begin_is_killed_at_the_call_timeout() {
+    let m = worker_with(
+        "spin",
+        WorkerOptions {
+            call_timeout: Duration::from_millis(300),
+            ..WorkerOptions::default()
+        },
+    );
+    let mut d = Drive::start(m, cfg());
+    let (o, _) = d.finish();
+    match &o {
+        Outcome::Defect(Defect::Other(text)) => {
+            assert!(text.contains("Begin did not return"), "{text}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn start_errors_name_the_file_and_symbol() {
+    let e = WorkerModule::start(command(), &so("absent"), WorkerOptions::default()).unwrap_err();
+    assert!(matches!(e, StartError::Load(_)), "{e}");
+    assert!(e.to_string().contains("absent.so"), "{e}");
+    let e = WorkerModule::start(command(), &so("noend"), WorkerOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("RasSecurityDialogEnd"), "{e}");
+    let e = WorkerModule::start(
+        WorkerCommand::new("/nonexistent/worker"),
+        &so("pin"),
+        WorkerOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, StartError::Spawn { .. }), "{e}");
+}

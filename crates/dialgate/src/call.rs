@@ -1,0 +1,325 @@
+//! One caller on one port: the driver of a `securityhost` transaction, the
+//! event-log record, and what follows the verdict.
+//!
+//! The transaction is a pure state machine; this file only moves bytes
+//! between it and the line, runs its timers, calls the module's Begin and
+//! End on tokio's blocking pool (never on a reactor thread), and records the
+//! outcome durably before the port is free for the next caller.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use securityhost::{
+    AbortCause, Action, BeginArgs, Defect, Outcome, Port, PortTable, SecurityModule, SystemClock,
+    Verdict,
+};
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Group;
+
+/// What a port group shares between its calls.
+pub struct GroupRuntime {
+    /// The checked configuration.
+    pub cfg: Group,
+    /// Its module.
+    pub module: Arc<dyn SecurityModule>,
+    /// Live handles (shared by all groups).
+    pub table: Arc<PortTable>,
+    /// The event log.
+    pub log: eventlog::Writer,
+    /// Set when a record could not be written: new callers are refused.
+    pub log_broken: Arc<AtomicBool>,
+}
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub struct CallerId {
+    /// The device name modules see (`tcp 127.0.0.1:50412`, `/dev/pts/3`).
+    pub device: String,
+    /// The remote address, when there is one.
+    pub remote: Option<String>,
+}
+
+/// How the dialog ended, with what the record needs.
+#[derive(Debug)]
+pub struct DialogResult {
+    /// The transaction's outcome.
+    pub outcome: Outcome,
+    /// Contract breaches beside it.
+    pub defects: Vec<Defect>,
+    /// Caller bytes the module did not read.
+    pub backlog: Vec<u8>,
+    /// The caller is gone.
+    pub hung_up: bool,
+    /// Wall-clock start and end.
+    pub started: OffsetDateTime,
+    /// End of the dialog.
+    pub ended: OffsetDateTime,
+}
+
+const BEGIN_WARN: Duration = Duration::from_secs(1);
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
+
+/// Runs the security dialog on `stream` until the transaction finishes.
+pub async fn run_dialog<S>(
+    rt: &GroupRuntime,
+    stream: &mut S,
+    who: &CallerId,
+    mut shutdown: watch::Receiver<bool>,
+) -> DialogResult
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let started = OffsetDateTime::now_utc();
+    let notify = Arc::new(Notify::new());
+    let wake = notify.clone();
+    let hport = rt.table.allocate();
+    let cfg = rt.cfg.transaction.clone();
+    let port = Port::new(
+        hport,
+        cfg.clone(),
+        &who.device,
+        Arc::new(SystemClock),
+        Box::new(move || wake.notify_one()),
+    );
+    rt.table.insert(&port);
+    let _unregister = Unregister(rt.table.clone(), hport);
+
+    let args = BeginArgs {
+        hport,
+        send_buffer_size: cfg.send_buffer_size,
+        recv_buffer_size: cfg.recv_buffer_size,
+        host: port.host(),
+    };
+    let module = rt.module.clone();
+    let begin_at = Instant::now();
+    let mut begin: Option<JoinHandle<u32>> =
+        Some(tokio::task::spawn_blocking(move || module.begin(args)));
+    let mut begin_warned = false;
+    let mut end: Option<JoinHandle<u32>> = None;
+    let mut out: Vec<u8> = Vec::new();
+    let mut off = 0usize;
+    let mut buf = vec![0u8; 1024];
+    let mut eof = false;
+    let (mut rd, mut wr) = tokio::io::split(&mut *stream);
+    let mut shutting_down = *shutdown.borrow();
+    if shutting_down {
+        port.with(|tx, now| tx.abort(AbortCause::Shutdown, now));
+    }
+
+    let outcome = 'drive: loop {
+        // Everything the transaction has for us, in order.
+        let actions: Vec<Action> = port.with(|tx, _| {
+            if out.is_empty()
+                && let Some(b) = tx.poll_transmit()
+            {
+                out = b;
+                off = 0;
+            }
+            std::iter::from_fn(|| tx.poll_action()).collect()
+        });
+        for a in actions {
+            match a {
+                Action::CallEnd => {
+                    let module = rt.module.clone();
+                    end = Some(tokio::task::spawn_blocking(move || module.end(hport)));
+                }
+                Action::Finished(o) => break 'drive o,
+            }
+        }
+        let (room, deadline) = port.with(|tx, _| (tx.input_room(), tx.poll_timeout()));
+        let read_len = room.min(buf.len());
+        let sleep_until = deadline.map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = join_opt(&mut begin) => {
+                begin = None;
+                match r {
+                    Ok(code) => port.with(|tx, now| tx.begin_returned(code, now)),
+                    Err(e) => port.with(|tx, _| tx.module_defect(Defect::Other(format!("Begin panicked: {e}")))),
+                }
+            }
+            r = join_opt(&mut end) => {
+                end = None;
+                match r {
+                    Ok(code) => port.with(|tx, now| tx.end_returned(code, now)),
+                    Err(e) => port.with(|tx, _| tx.module_defect(Defect::Other(format!("End panicked: {e}")))),
+                }
+            }
+            r = rd.read(&mut buf[..read_len]), if !eof && read_len > 0 => {
+                match r {
+                    Ok(0) | Err(_) => {
+                        eof = true;
+                        port.with(|tx, now| tx.caller_hung_up(now));
+                    }
+                    Ok(n) => port.with(|tx, _| tx.caller_input(&buf[..n])),
+                }
+            }
+            r = wr.write(&out[off..]), if off < out.len() => {
+                match r {
+                    Ok(0) | Err(_) => {
+                        out.clear();
+                        off = 0;
+                        eof = true;
+                        port.with(|tx, now| tx.transmit_failed(now));
+                    }
+                    Ok(n) => {
+                        off += n;
+                        if off >= out.len() {
+                            out.clear();
+                            off = 0;
+                        }
+                    }
+                }
+            }
+            _ = notify.notified() => {}
+            _ = sleep_opt(sleep_until) => port.with(|tx, now| tx.handle_timeout(now)),
+            r = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                if r.is_err() || *shutdown.borrow() {
+                    port.with(|tx, now| tx.abort(AbortCause::Shutdown, now));
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(begin_at + BEGIN_WARN)), if begin.is_some() && !begin_warned => {
+                begin_warned = true;
+                tracing::warn!(group = %rt.cfg.name, module = rt.module.name(), "module Begin has taken longer than 1 s");
+            }
+        }
+    };
+
+    // Last words from the module ("Login incorrect") reach the caller.
+    if !eof {
+        let rest = port.with(|tx, _| tx.poll_transmit()).unwrap_or_default();
+        out.drain(..off);
+        out.extend_from_slice(&rest);
+        if !out.is_empty() {
+            let _ = tokio::time::timeout(FINAL_FLUSH, async {
+                wr.write_all(&out).await?;
+                wr.flush().await
+            })
+            .await;
+        }
+    }
+    let (defects, backlog) = port.with(|tx, _| (tx.defects().to_vec(), tx.take_backlog()));
+    DialogResult {
+        outcome,
+        defects,
+        backlog,
+        hung_up: eof,
+        started,
+        ended: OffsetDateTime::now_utc(),
+    }
+}
+
+struct Unregister(Arc<PortTable>, securityhost::HPort);
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
+async fn join_opt(h: &mut Option<JoinHandle<u32>>) -> Result<u32, tokio::task::JoinError> {
+    match h {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Builds the event-log record of a finished dialog.
+pub fn dialog_record(rt: &GroupRuntime, who: &CallerId, r: &DialogResult) -> eventlog::Record {
+    use eventlog::{Kind, Outcome as O};
+    let (outcome, msg_id, error, user, domain, mut detail) = match &r.outcome {
+        Outcome::Verdict(Verdict::Success { user, domain }) => {
+            (O::Success, Some(1), None, Some(user.clone()), Some(domain.clone()), None)
+        }
+        Outcome::Verdict(Verdict::Failure { user, domain }) => {
+            (O::Failure, Some(2), None, Some(user.clone()), Some(domain.clone()), None)
+        }
+        Outcome::Verdict(Verdict::Error { code }) => (
+            O::Error,
+            Some(3),
+            Some(*code),
+            None,
+            None,
+            Some(format!("dwError {code} ({})", securityhost::consts::error_name(*code))),
+        ),
+        Outcome::Defect(d) => (O::ModuleDefect, None, None, None, None, Some(d.to_string())),
+        Outcome::BeginFailed(code) => (
+            O::BeginFailed,
+            None,
+            Some(*code),
+            None,
+            None,
+            Some(format!("module could not start: Begin returned {code}")),
+        ),
+        Outcome::Aborted { cause, late } => {
+            let o = match cause {
+                AbortCause::CallerHungUp => O::CallerHungUp,
+                AbortCause::DialogTimedOut => O::DialogTimeout,
+                AbortCause::Shutdown | AbortCause::PortDisabled => O::Shutdown,
+            };
+            let late = late.as_ref().map(|l| match l {
+                Ok(v) => format!("; module completed late with {:?}", v.msg_id()),
+                Err(d) => format!("; module completed late with a defect: {d}"),
+            });
+            (o, None, None, None, None, Some(format!("{}{}", cause.as_str(), late.unwrap_or_default())))
+        }
+    };
+    if !r.defects.is_empty() {
+        let more: Vec<String> = r.defects.iter().map(|d| d.to_string()).collect();
+        let more = format!("module defects: {}", more.join("; "));
+        detail = Some(match detail {
+            Some(d) => format!("{d}; {more}"),
+            None => more,
+        });
+    }
+    let mut rec = eventlog::Record::new(
+        Kind::Dialog,
+        r.started,
+        r.ended,
+        rt.cfg.name.clone(),
+        who.device.clone(),
+        rt.module.name(),
+        outcome,
+    );
+    rec.remote = who.remote.clone();
+    rec.msg_id = msg_id;
+    rec.error_code = error;
+    rec.user = user;
+    rec.domain = domain;
+    rec.detail = detail;
+    if r.outcome.granted().is_some() {
+        rec.handoff = Some(rt.cfg.handoff.describe());
+    }
+    rec
+}
+
+/// Writes `rec` durably. On failure, the group refuses new callers until a
+/// write succeeds again.
+pub async fn record(rt: &GroupRuntime, rec: eventlog::Record) -> bool {
+    let line = rec.human_line();
+    match rt.log.append_async(rec).await {
+        Ok(_) => {
+            rt.log_broken.store(false, Ordering::SeqCst);
+            tracing::info!(target: "dialgate::event", "{line}");
+            true
+        }
+        Err(e) => {
+            rt.log_broken.store(true, Ordering::SeqCst);
+            tracing::error!(
+                "event log write failed ({e}); refusing new callers until it works again. Unrecorded: {line}"
+            );
+            false
+        }
+    }
+}

@@ -1,0 +1,587 @@
+//! The configuration file (TOML), its embedded defaults, and its checks.
+//! Every error names the file, line and column it is about.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole configuration, checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the users file, secrets and event log live by default.
+    pub data_dir: PathBuf,
+    /// The SQLite event log.
+    pub event_log: PathBuf,
+    /// The users file (argon2id hashes).
+    pub users_file: PathBuf,
+    /// The PPP secrets file (NT hashes, CHAP secrets), mode 0600.
+    pub secrets_file: PathBuf,
+    /// The port groups, in file order.
+    pub groups: Vec<Group>,
+    /// Where the configuration came from (`None`: embedded defaults).
+    pub source: Option<PathBuf>,
+}
+
+/// How callers reach a port group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortKind {
+    /// Raw TCP: bytes as they come.
+    Tcp(SocketAddr),
+    /// TCP with the telnet protocol (RFC 854).
+    Telnet(SocketAddr),
+    /// A pty dialgate creates; `link` is the stable path callers open.
+    Pty {
+        /// Symlink to the pty's slave, re-pointed at every re-arm.
+        link: PathBuf,
+    },
+}
+
+impl PortKind {
+    /// `tcp`, `telnet` or `pty`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PortKind::Tcp(_) => "tcp",
+            PortKind::Telnet(_) => "telnet",
+            PortKind::Pty { .. } => "pty",
+        }
+    }
+}
+
+/// The security module of a port group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModuleConfig {
+    /// Local users with argon2id hashes.
+    Users {
+        /// Sent before the first prompt.
+        banner: String,
+        /// Password attempts before FAILURE.
+        tries: u32,
+        /// Seconds to wait for each answer.
+        prompt_timeout: u32,
+        /// `Domain` reported on the verdict.
+        domain: String,
+    },
+    /// A single shared PIN that grants one configured user.
+    Pin {
+        /// The user granted.
+        user: String,
+        /// File holding the PIN (first line).
+        pin_file: PathBuf,
+        /// Attempts before FAILURE.
+        tries: u32,
+    },
+}
+
+impl ModuleConfig {
+    /// The module's name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModuleConfig::Users { .. } => "users",
+            ModuleConfig::Pin { .. } => "pin",
+        }
+    }
+}
+
+/// What happens after SUCCESS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handoff {
+    /// Run a program with the caller's connection as its stdin/stdout.
+    Exec {
+        /// The program.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+}
+
+impl Handoff {
+    /// A short description for the event log.
+    pub fn describe(&self) -> String {
+        match self {
+            Handoff::Exec { program, .. } => format!("exec {}", program.display()),
+        }
+    }
+}
+
+/// One port group.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Unique name (appears in the event log).
+    pub name: String,
+    /// How callers reach it.
+    pub kind: PortKind,
+    /// Most callers served at once.
+    pub max_callers: usize,
+    /// The security module.
+    pub module: ModuleConfig,
+    /// After SUCCESS.
+    pub handoff: Handoff,
+    /// The transaction limits.
+    pub transaction: securityhost::Config,
+}
+
+/// A configuration error, located in its file.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file (`<embedded defaults>` for those).
+    pub file: String,
+    /// 1-based line and column, when known.
+    pub at: Option<(usize, usize)>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at {
+            Some((l, c)) => write!(f, "{}:{}:{}: {}", self.file, l, c, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The embedded defaults: one telnet port on loopback, the `users` module,
+/// and an `exec` hand-off that greets the caller.
+pub const DEFAULT_CONFIG: &str = r#"# dialgate embedded defaults
+[[group]]
+name = "telnet0"
+kind = "telnet"
+listen = "127.0.0.1:2323"
+max_callers = 64
+
+[group.module]
+kind = "users"
+banner = "dialgate: authorised users only.\r\n"
+
+[group.handoff]
+kind = "exec"
+program = "/bin/sh"
+args = ["-c", "printf 'Welcome, %s. You are on port %s (%s).\\r\\nThis is the exec hand-off; configure [group.handoff] to run your program.\\r\\n' \"$DIALGATE_USER\" \"$DIALGATE_PORT\" \"$DIALGATE_DEVICE\""]
+"#;
+
+// ---- the file's shape ------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<Spanned<String>>,
+    event_log: Option<Spanned<String>>,
+    users_file: Option<Spanned<String>>,
+    secrets_file: Option<Spanned<String>>,
+    #[serde(default)]
+    group: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    listen: Option<Spanned<String>>,
+    link: Option<Spanned<String>>,
+    max_callers: Option<Spanned<i64>>,
+    dialog_time_limit: Option<Spanned<RawDuration>>,
+    end_grace: Option<Spanned<RawDuration>>,
+    send_buffer: Option<Spanned<i64>>,
+    recv_buffer: Option<Spanned<i64>>,
+    backlog: Option<Spanned<i64>>,
+    module: Spanned<RawModule>,
+    handoff: Option<Spanned<RawHandoff>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    kind: Spanned<String>,
+    banner: Option<String>,
+    tries: Option<Spanned<i64>>,
+    prompt_timeout: Option<Spanned<RawDuration>>,
+    domain: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    pin_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHandoff {
+    kind: Spanned<String>,
+    program: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+/// A duration: whole seconds, or a string like `90s`, `2m`, `1h`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Secs(i64),
+    Text(String),
+}
+
+// ---- loading ---------------------------------------------------------------
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            at: span.map(|s| line_col(self.text, s.start)),
+            message: message.into(),
+        }
+    }
+    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.err(Some(s.span()), message)
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Loads `path`, or the embedded defaults when `path` is `None`.
+pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                file: p.display().to_string(),
+                at: None,
+                message: format!("cannot read: {e}"),
+            })?;
+            parse(&text, &p.display().to_string(), data_dir, Some(p.to_path_buf()))
+        }
+        None => parse(DEFAULT_CONFIG, "<embedded defaults>", data_dir, None),
+    }
+}
+
+/// Parses and checks a configuration text.
+pub fn parse(
+    text: &str,
+    file: &str,
+    default_data_dir: &Path,
+    source: Option<PathBuf>,
+) -> Result<Config, ConfigError> {
+    let cx = Ctx { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().trim()))?;
+    let data_dir = raw
+        .data_dir
+        .as_ref()
+        .map_or_else(|| default_data_dir.to_path_buf(), |d| PathBuf::from(d.get_ref()));
+    let under = |v: &Option<Spanned<String>>, default: &str| -> PathBuf {
+        match v {
+            Some(s) => data_dir.join(s.get_ref()),
+            None => data_dir.join(default),
+        }
+    };
+    let event_log = under(&raw.event_log, "events.sqlite");
+    let users_file = under(&raw.users_file, "users.toml");
+    let secrets_file = under(&raw.secrets_file, "ppp-secrets.toml");
+    if raw.group.is_empty() {
+        return Err(cx.err(None, "no [[group]]: dialgate needs at least one port group"));
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    for g in &raw.group {
+        let group = check_group(&cx, g.get_ref(), &data_dir)?;
+        if groups.iter().any(|o| o.name == group.name) {
+            return Err(cx.at(&g.get_ref().name, format!("a second group named `{}`", group.name)));
+        }
+        if let Some(other) = groups.iter().find(|o| same_endpoint(&o.kind, &group.kind)) {
+            return Err(cx.at(
+                g.get_ref().listen.as_ref().or(g.get_ref().link.as_ref()).unwrap_or(&g.get_ref().kind),
+                format!("group `{}` already uses this address", other.name),
+            ));
+        }
+        groups.push(group);
+    }
+    Ok(Config {
+        data_dir,
+        event_log,
+        users_file,
+        secrets_file,
+        groups,
+        source,
+    })
+}
+
+fn same_endpoint(a: &PortKind, b: &PortKind) -> bool {
+    match (a, b) {
+        (PortKind::Tcp(x) | PortKind::Telnet(x), PortKind::Tcp(y) | PortKind::Telnet(y)) => {
+            x == y && x.port() != 0
+        }
+        (PortKind::Pty { link: x }, PortKind::Pty { link: y }) => x == y,
+        _ => false,
+    }
+}
+
+fn positive(cx: &Ctx<'_>, v: &Option<Spanned<i64>>, default: usize, max: usize, what: &str) -> Result<usize, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => {
+            let n = *s.get_ref();
+            if n < 1 || n as u64 > max as u64 {
+                Err(cx.at(s, format!("{what} must be between 1 and {max}, not {n}")))
+            } else {
+                Ok(n as usize)
+            }
+        }
+    }
+}
+
+fn duration(cx: &Ctx<'_>, v: &Option<Spanned<RawDuration>>, default: Duration, what: &str) -> Result<Duration, ConfigError> {
+    let Some(s) = v else { return Ok(default) };
+    let d = match s.get_ref() {
+        RawDuration::Secs(n) if *n >= 0 => Duration::from_secs(*n as u64),
+        RawDuration::Secs(n) => return Err(cx.at(s, format!("{what} cannot be negative ({n})"))),
+        RawDuration::Text(t) => parse_duration(t).ok_or_else(|| {
+            cx.at(s, format!("{what}: `{t}` is not a duration (use seconds, or 90s, 2m, 1h)"))
+        })?,
+    };
+    if d.is_zero() {
+        return Err(cx.at(s, format!("{what} must be more than 0")));
+    }
+    if d > Duration::from_secs(24 * 3600) {
+        return Err(cx.at(s, format!("{what} must be at most 24h")));
+    }
+    Ok(d)
+}
+
+/// `90`, `90s`, `2m`, `1h`, `1h30m`.
+pub fn parse_duration(t: &str) -> Option<Duration> {
+    let t = t.trim();
+    if let Ok(n) = t.parse::<u64>() {
+        return Some(Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut any = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            let n: u64 = num.parse().ok()?;
+            num.clear();
+            let mult = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                _ => return None,
+            };
+            total = total.checked_add(n.checked_mul(mult)?)?;
+            any = true;
+        }
+    }
+    (any && num.is_empty()).then(|| Duration::from_secs(total))
+}
+
+fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, ConfigError> {
+    let name = g.name.get_ref().clone();
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(cx.at(&g.name, "a group name is 1 to 64 letters, digits, `-`, `_` or `.`"));
+    }
+    let addr = |s: &Option<Spanned<String>>| -> Result<SocketAddr, ConfigError> {
+        let s = s.as_ref().ok_or_else(|| cx.at(&g.kind, format!("a `{}` group needs `listen = \"ADDRESS:PORT\"`", g.kind.get_ref())))?;
+        s.get_ref()
+            .parse::<SocketAddr>()
+            .map_err(|_| cx.at(s, format!("`{}` is not an address:port (for example 127.0.0.1:2323)", s.get_ref())))
+    };
+    let kind = match g.kind.get_ref().as_str() {
+        "tcp" => PortKind::Tcp(addr(&g.listen)?),
+        "telnet" => PortKind::Telnet(addr(&g.listen)?),
+        "pty" => {
+            let link = g.link.as_ref().ok_or_else(|| cx.at(&g.kind, "a `pty` group needs `link = \"/path/callers/open\"`"))?;
+            if let Some(l) = &g.listen {
+                return Err(cx.at(l, "`listen` is for tcp and telnet groups; a pty group has `link`"));
+            }
+            PortKind::Pty { link: PathBuf::from(link.get_ref()) }
+        }
+        other => return Err(cx.at(&g.kind, format!("unknown port kind `{other}` (tcp, telnet or pty)"))),
+    };
+    if matches!(kind, PortKind::Tcp(_) | PortKind::Telnet(_))
+        && let Some(l) = &g.link
+    {
+        return Err(cx.at(l, "`link` is for pty groups"));
+    }
+    let pty = matches!(kind, PortKind::Pty { .. });
+    let max_callers = positive(cx, &g.max_callers, if pty { 1 } else { 64 }, 100_000, "max_callers")?;
+    if pty
+        && max_callers != 1
+        && let Some(m) = &g.max_callers
+    {
+        return Err(cx.at(m, "a pty port serves one caller at a time"));
+    }
+    let defaults = securityhost::Config::default();
+    let transaction = securityhost::Config {
+        send_buffer_size: positive(cx, &g.send_buffer, defaults.send_buffer_size, 65535, "send_buffer")?,
+        recv_buffer_size: positive(cx, &g.recv_buffer, defaults.recv_buffer_size, 65535, "recv_buffer")?,
+        backlog_max: positive(cx, &g.backlog, defaults.backlog_max, 1 << 20, "backlog")?,
+        transmit_max: defaults.transmit_max,
+        dialog_time_limit: duration(cx, &g.dialog_time_limit, defaults.dialog_time_limit, "dialog_time_limit")?,
+        grace: duration(cx, &g.end_grace, defaults.grace, "end_grace")?,
+    };
+    let module = check_module(cx, g.module.get_ref(), data_dir)?;
+    let handoff = match &g.handoff {
+        None => Handoff::Exec {
+            program: PathBuf::from("/bin/sh"),
+            args: vec![
+                "-c".into(),
+                "printf 'Welcome, %s.\\r\\n' \"$DIALGATE_USER\"".into(),
+            ],
+        },
+        Some(h) => {
+            let h = h.get_ref();
+            match h.kind.get_ref().as_str() {
+                "exec" => {
+                    let p = h.program.as_ref().ok_or_else(|| cx.at(&h.kind, "an `exec` hand-off needs `program`"))?;
+                    let program = PathBuf::from(p.get_ref());
+                    if !program.is_absolute() {
+                        return Err(cx.at(p, "`program` must be an absolute path"));
+                    }
+                    Handoff::Exec { program, args: h.args.clone() }
+                }
+                "ppp" => return Err(cx.at(&h.kind, "the `ppp` hand-off is not available in this version (use `exec`)")),
+                other => return Err(cx.at(&h.kind, format!("unknown hand-off kind `{other}` (exec)"))),
+            }
+        }
+    };
+    Ok(Group { name, kind, max_callers, module, handoff, transaction })
+}
+
+fn check_module(cx: &Ctx<'_>, m: &RawModule, data_dir: &Path) -> Result<ModuleConfig, ConfigError> {
+    let tries = positive(cx, &m.tries, 3, 20, "tries")? as u32;
+    let reject = |f: &Option<Spanned<String>>, what: &str| -> Result<(), ConfigError> {
+        match f {
+            Some(s) => Err(cx.at(s, format!("`{what}` does not apply to the `{}` module", m.kind.get_ref()))),
+            None => Ok(()),
+        }
+    };
+    match m.kind.get_ref().as_str() {
+        "users" => {
+            reject(&m.user, "user")?;
+            reject(&m.pin_file, "pin_file")?;
+            let domain = m.domain.as_ref().map(|d| d.get_ref().clone()).unwrap_or_default();
+            if domain.len() > securityhost::consts::DNLEN {
+                return Err(cx.at(m.domain.as_ref().unwrap_or(&m.kind), "domain is at most 15 bytes"));
+            }
+            Ok(ModuleConfig::Users {
+                banner: m.banner.clone().unwrap_or_default(),
+                tries,
+                prompt_timeout: duration(cx, &m.prompt_timeout, Duration::from_secs(60), "prompt_timeout")?.as_secs() as u32,
+                domain,
+            })
+        }
+        "pin" => {
+            let user = m.user.as_ref().ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `user`"))?;
+            let pin_file = m.pin_file.as_ref().ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `pin_file`"))?;
+            Ok(ModuleConfig::Pin {
+                user: user.get_ref().clone(),
+                pin_file: data_dir.join(pin_file.get_ref()),
+                tries,
+            })
+        }
+        other => Err(cx.at(&m.kind, format!("unknown module `{other}` (users or pin)"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(text, "t.toml", Path::new("/data"), None)
+    }
+
+    #[test]
+    fn embedded_defaults_parse() {
+        let c = parse(DEFAULT_CONFIG, "<embedded defaults>", Path::new("/d"), None).unwrap();
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].kind, PortKind::Telnet("127.0.0.1:2323".parse().unwrap()));
+        assert_eq!(c.event_log, Path::new("/d/events.sqlite"));
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let e = p("[[group]]\nname = \"a\"\nkind = \n").unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(3), "{e}");
+        assert!(e.to_string().starts_with("t.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_value() {
+        let text = "[[group]]\nname = \"a\"\nkind = \"telnet\"\nlisten = \"nowhere\"\n[group.module]\nkind = \"users\"\n";
+        let e = p(text).unwrap_err();
+        assert_eq!(e.at, Some((4, 10)), "{e}");
+        assert!(e.message.contains("not an address"), "{e}");
+        let text = "[[group]]\nname = \"a\"\nkind = \"serial\"\n[group.module]\nkind = \"users\"\n";
+        let e = p(text).unwrap_err();
+        assert_eq!(e.at, Some((3, 8)), "{e}");
+        let text = "[[group]]\nname = \"a\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:1\"\n[group.module]\nkind = \"radius\"\n";
+        let e = p(text).unwrap_err();
+        assert_eq!(e.at, Some((6, 8)), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = p("colour = 1\n").unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+        assert_eq!(e.at.map(|a| a.0), Some(1));
+    }
+
+    #[test]
+    fn duplicate_names_and_addresses_are_refused() {
+        let g = "[[group]]\nname = \"a\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:5000\"\n[group.module]\nkind = \"users\"\n";
+        let e = p(&format!("{g}{g}")).unwrap_err();
+        assert!(e.message.contains("second group"), "{e}");
+        let g2 = g.replace("name = \"a\"", "name = \"b\"");
+        let e = p(&format!("{g}{g2}")).unwrap_err();
+        assert!(e.message.contains("already uses"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("5m3"), None);
+        let text = "[[group]]\nname = \"a\"\nkind = \"pty\"\nlink = \"/tmp/x\"\ndialog_time_limit = \"soon\"\n[group.module]\nkind = \"users\"\n";
+        let e = p(text).unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(5), "{e}");
+    }
+
+    #[test]
+    fn pty_group_and_limits() {
+        let text = "[[group]]\nname = \"modem0\"\nkind = \"pty\"\nlink = \"/run/dg/pty0\"\ndialog_time_limit = \"30s\"\nrecv_buffer = 64\n[group.module]\nkind = \"users\"\ntries = 2\n";
+        let c = p(text).unwrap();
+        let g = &c.groups[0];
+        assert_eq!(g.kind, PortKind::Pty { link: "/run/dg/pty0".into() });
+        assert_eq!(g.max_callers, 1);
+        assert_eq!(g.transaction.dialog_time_limit, Duration::from_secs(30));
+        assert_eq!(g.transaction.recv_buffer_size, 64);
+        assert!(matches!(g.module, ModuleConfig::Users { tries: 2, .. }));
+        let e = p(&text.replace("recv_buffer = 64", "recv_buffer = 0")).unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(6));
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncdé", 6), (2, 4));
+        assert_eq!(line_col("", 10), (1, 1));
+    }
+}

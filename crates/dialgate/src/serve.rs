@@ -1,0 +1,352 @@
+//! `dialgate serve`: the supervisor. It opens the event log, builds each port
+//! group's module, listens, runs one task per caller, and on SIGTERM/SIGINT
+//! ends every dialog (each recorded) before it exits 0.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use securityhost::{PortTable, SecurityModule};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::call::{self, CallerId, GroupRuntime};
+use crate::config::{Config, Group, ModuleConfig, PortKind};
+use crate::handoff;
+
+/// Builds the module a group names.
+fn build_module(
+    cfg: &Config,
+    group: &Group,
+    handle: &tokio::runtime::Handle,
+) -> Result<Arc<dyn SecurityModule>, String> {
+    match &group.module {
+        ModuleConfig::Users {
+            banner,
+            tries,
+            prompt_timeout,
+            domain,
+        } => modules::UsersModule::new(
+            handle.clone(),
+            modules::UsersOptions {
+                users_file: cfg.users_file.clone(),
+                banner: banner.clone(),
+                tries: *tries,
+                prompt_timeout_secs: *prompt_timeout,
+                domain: domain.clone(),
+                ..Default::default()
+            },
+        )
+        .map(|m| Arc::new(m) as Arc<dyn SecurityModule>)
+        .map_err(|e| format!("group {}: module users: {e}", group.name)),
+        ModuleConfig::Pin {
+            user,
+            pin_file,
+            tries,
+        } => {
+            let pin = std::fs::read_to_string(pin_file)
+                .map_err(|e| format!("group {}: cannot read pin_file {}: {e}", group.name, pin_file.display()))?;
+            let pin = pin.lines().next().unwrap_or("").trim().to_string();
+            if pin.is_empty() {
+                return Err(format!("group {}: pin_file {} is empty", group.name, pin_file.display()));
+            }
+            modules::PinModule::new(
+                handle.clone(),
+                modules::PinOptions {
+                    user: user.clone(),
+                    pin,
+                    tries: *tries,
+                    ..Default::default()
+                },
+            )
+            .map(|m| Arc::new(m) as Arc<dyn SecurityModule>)
+            .map_err(|e| format!("group {}: module pin: {e}", group.name))
+        }
+    }
+}
+
+/// `dialgate check-config`.
+pub fn check_config(cfg: &Config) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dialgate: cannot start a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut ok = true;
+    for g in &cfg.groups {
+        if let Err(e) = build_module(cfg, g, rt.handle()) {
+            eprintln!("dialgate: {e}");
+            ok = false;
+        }
+    }
+    if !ok {
+        return ExitCode::from(2);
+    }
+    let src = cfg
+        .source
+        .as_ref()
+        .map_or("<embedded defaults>".to_string(), |p| p.display().to_string());
+    println!("{src}: ok ({} port group(s))", cfg.groups.len());
+    for g in &cfg.groups {
+        println!(
+            "  {}: {} {} module={} max_callers={} dialog_time_limit={}s handoff={}",
+            g.name,
+            g.kind.name(),
+            endpoint(&g.kind),
+            g.module.name(),
+            g.max_callers,
+            g.transaction.dialog_time_limit.as_secs(),
+            g.handoff.describe()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn endpoint(k: &PortKind) -> String {
+    match k {
+        PortKind::Tcp(a) | PortKind::Telnet(a) => a.to_string(),
+        PortKind::Pty { link } => link.display().to_string(),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DIALGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// `dialgate serve`.
+pub fn main(cfg: Config) -> ExitCode {
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dialgate: cannot start a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialgate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", cfg.data_dir.display()))?;
+    let log = eventlog::EventLog::open(&cfg.event_log)
+        .map_err(|e| format!("cannot open the event log {}: {e}", cfg.event_log.display()))?;
+    let writer = log.writer();
+    let table = Arc::new(PortTable::new());
+    let handle = tokio::runtime::Handle::current();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut listeners = JoinSet::new();
+
+    let src = cfg
+        .source
+        .as_ref()
+        .map_or("embedded defaults".to_string(), |p| p.display().to_string());
+    tracing::info!("dialgate {} starting ({src})", env!("CARGO_PKG_VERSION"));
+    tracing::info!("data directory {}", cfg.data_dir.display());
+    tracing::info!("event log {}", cfg.event_log.display());
+
+    let mut bound = Vec::new();
+    for g in &cfg.groups {
+        let module = build_module(&cfg, g, &handle)?;
+        let rtg = Arc::new(GroupRuntime {
+            cfg: g.clone(),
+            module,
+            table: table.clone(),
+            log: writer.clone(),
+            log_broken: Arc::new(AtomicBool::new(false)),
+        });
+        let pcfg = match &g.kind {
+            PortKind::Tcp(a) => ports::PortConfig::tcp(*a),
+            PortKind::Telnet(a) => ports::PortConfig::telnet(*a),
+            PortKind::Pty { link } => ports::PortConfig::pty(Some(link.clone())),
+        }
+        .with_max_callers(g.max_callers);
+        let port = ports::Port::bind(pcfg)
+            .await
+            .map_err(|e| format!("group {}: {e} ({})", g.name, endpoint(&g.kind)))?;
+        let at = match port.local_addr() {
+            Some(a) => {
+                tracing::info!(
+                    "group {}: {} port listening on {a}, module {}",
+                    g.name,
+                    g.kind.name(),
+                    g.module.name()
+                );
+                a.to_string()
+            }
+            None => {
+                tracing::info!(
+                    "group {}: pty port at {}, module {}",
+                    g.name,
+                    endpoint(&g.kind),
+                    g.module.name()
+                );
+                endpoint(&g.kind)
+            }
+        };
+        bound.push((g.clone(), at));
+        listeners.spawn(port_loop(rtg, port, shutdown_rx.clone()));
+    }
+    print_welcome(&cfg, &bound);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: ending every dialog");
+    let _ = shutdown_tx.send(true);
+    while listeners.join_next().await.is_some() {}
+    drop(writer);
+    log.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_welcome(cfg: &Config, bound: &[(Group, String)]) {
+    let users = cfg.groups.iter().any(|g| matches!(g.module, ModuleConfig::Users { .. }));
+    if users {
+        let cfgarg = cfg
+            .source
+            .as_ref()
+            .map(|p| format!(" --config {}", p.display()))
+            .unwrap_or_default();
+        tracing::info!(
+            "add a user:  dialgate{cfgarg} --data-dir {} user add NAME",
+            cfg.data_dir.display()
+        );
+    }
+    for (g, at) in bound {
+        match &g.kind {
+            PortKind::Telnet(_) => {
+                let (h, p) = at.rsplit_once(':').unwrap_or((at, ""));
+                tracing::info!("dial in:     telnet {h} {p}");
+            }
+            PortKind::Tcp(_) => {
+                let (h, p) = at.rsplit_once(':').unwrap_or((at, ""));
+                tracing::info!("dial in:     nc {h} {p}   (raw TCP)");
+            }
+            PortKind::Pty { .. } => tracing::info!("dial in:     screen {at}   (or chat, minicom)"),
+        }
+    }
+    tracing::info!("the log:     dialgate --data-dir {} log --follow", cfg.data_dir.display());
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        r = tokio::signal::ctrl_c() => {
+            if r.is_ok() { tracing::info!("SIGINT") }
+        }
+    }
+}
+
+const UNAVAILABLE: &[u8] = b"Service unavailable.\r\n";
+
+/// Accepts callers until shutdown. A pty group serves its one caller
+/// inline, so the record is written before the next caller is answered;
+/// TCP groups serve each caller on its own task, within `max_callers`.
+async fn port_loop(rt: Arc<GroupRuntime>, mut port: ports::Port, mut shutdown: watch::Receiver<bool>) {
+    let inline = port.kind() == ports::PortKind::Pty;
+    let mut calls = JoinSet::new();
+    loop {
+        tokio::select! {
+            r = port.accept() => match r {
+                Ok(caller) => {
+                    let rt2 = rt.clone();
+                    let sd = shutdown.clone();
+                    let call = async move {
+                        let who = CallerId {
+                            device: caller.device.clone(),
+                            remote: caller.remote.map(|a| a.to_string()),
+                        };
+                        let mut caller = caller;
+                        serve_caller(&rt2, &mut caller.stream, who, sd).await;
+                        let _ = caller.hang_up().await;
+                    };
+                    if inline {
+                        call.await;
+                    } else {
+                        calls.spawn(call);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("group {}: {e}; retrying in 1 s", rt.cfg.name);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+            Some(_) = calls.join_next(), if !calls.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(port);
+    while calls.join_next().await.is_some() {}
+}
+
+/// One caller, start to end: the dialog, its record, then the hand-off.
+async fn serve_caller<S>(rt: &GroupRuntime, stream: &mut S, who: CallerId, shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    if rt.log_broken.load(Ordering::SeqCst) {
+        // Refuse rather than serve unrecorded; the refusal itself is a probe.
+        let rec = eventlog::Record::new(
+            eventlog::Kind::Dialog,
+            time::OffsetDateTime::now_utc(),
+            time::OffsetDateTime::now_utc(),
+            rt.cfg.name.clone(),
+            who.device.clone(),
+            rt.module.name(),
+            eventlog::Outcome::Refused,
+        );
+        let mut rec = rec;
+        rec.remote = who.remote.clone();
+        rec.detail = Some("event log unavailable".into());
+        if !call::record(rt, rec).await {
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE)).await;
+            return;
+        }
+    }
+    let result = call::run_dialog(rt, stream, &who, shutdown.clone()).await;
+    let rec = call::dialog_record(rt, &who, &result);
+    let recorded = call::record(rt, rec).await;
+    let Some((user, domain)) = result.outcome.granted() else {
+        return;
+    };
+    if !recorded {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE)).await;
+        return;
+    }
+    if result.hung_up || *shutdown.borrow() {
+        return;
+    }
+    let session = handoff::Session {
+        user: user.to_string(),
+        domain: domain.to_string(),
+        port: rt.cfg.name.clone(),
+        device: who.device.clone(),
+    };
+    let how = handoff::run(&rt.cfg.handoff, &session, stream, result.backlog, shutdown).await;
+    tracing::info!(group = %rt.cfg.name, user = %user, "hand-off ended: {how}");
+}

@@ -1,0 +1,122 @@
+//! `dialgate user`: add, remove and list the users of the `users` module.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+
+/// The `user` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user, or set a user's password (asked twice, not echoed).
+    Add {
+        /// The user name callers type.
+        name: String,
+        /// Also keep the cleartext secret CHAP-MD5 needs (in the secrets file,
+        /// readable only by the server). Off by default.
+        #[arg(long)]
+        allow_chap_md5: bool,
+        /// Read the password from the first line of standard input instead
+        /// of the terminal (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove {
+        /// The user name.
+        name: String,
+    },
+    /// List the users.
+    List,
+}
+
+fn read_password(from_stdin: bool) -> Result<Zeroizing<String>, String> {
+    if from_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        let pw = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+        return Ok(pw);
+    }
+    let first = Zeroizing::new(
+        rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e} (use --password-stdin in scripts)"))?,
+    );
+    let second = Zeroizing::new(
+        rpassword::prompt_password("Again: ").map_err(|e| format!("cannot read the password: {e}"))?,
+    );
+    if *first != *second {
+        return Err("the two passwords differ; nothing changed".into());
+    }
+    Ok(first)
+}
+
+/// Runs a `user` subcommand.
+pub fn main(cfg: &Config, cmd: UserCommand) -> ExitCode {
+    match run(cfg, cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialgate user: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cfg: &Config, cmd: UserCommand) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", cfg.data_dir.display()))?;
+    match cmd {
+        UserCommand::Add {
+            name,
+            allow_chap_md5,
+            password_stdin,
+        } => {
+            let pw = read_password(password_stdin)?;
+            if pw.is_empty() {
+                return Err("an empty password is not allowed; nothing changed".into());
+            }
+            let opts = modules::userdb::AddOptions {
+                allow_chap_md5,
+                ..Default::default()
+            };
+            let what = modules::userdb::add_user(&cfg.users_file, &cfg.secrets_file, &name, &pw, &opts)
+                .map_err(|e| e.to_string())?;
+            let what = match what {
+                modules::userdb::AddOutcome::Created => "added",
+                modules::userdb::AddOutcome::Updated => "updated",
+            };
+            println!(
+                "user {name} {what} in {} (PPP secrets in {})",
+                cfg.users_file.display(),
+                cfg.secrets_file.display()
+            );
+            Ok(())
+        }
+        UserCommand::Remove { name } => {
+            let found = modules::userdb::remove_user(&cfg.users_file, &cfg.secrets_file, &name)
+                .map_err(|e| e.to_string())?;
+            if !found {
+                return Err(format!("no user {name}"));
+            }
+            println!("user {name} removed");
+            Ok(())
+        }
+        UserCommand::List => {
+            for u in modules::userdb::list_users(&cfg.users_file).map_err(|e| e.to_string())? {
+                let mut line = u.name.clone();
+                if let Some(d) = &u.domain {
+                    line.push_str(&format!(" domain={d}"));
+                }
+                if u.disabled {
+                    line.push_str(" (disabled)");
+                }
+                println!("{line}");
+            }
+            Ok(())
+        }
+    }
+}

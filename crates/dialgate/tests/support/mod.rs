@@ -1,0 +1,301 @@
+//! Starting a real `dialgate serve` for a test, and talking to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
+
+/// A test's data directory and config.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    /// A config with the given `[[group]]` blocks (TOML text).
+    pub fn new(groups: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("dialgate.toml");
+        std::fs::write(&config, groups).unwrap();
+        Setup { dir, config }
+    }
+
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `dialgate <args>` with this setup's config and data dir.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args);
+        c
+    }
+
+    pub fn add_user(&self, name: &str, password: &str) {
+        let mut c = self.cmd(&["user", "add", name, "--password-stdin"]);
+        c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `dialgate log --json` records, as JSON values.
+    pub fn records(&self, extra: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = vec!["log", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.cmd(&args).output().unwrap();
+        assert!(out.status.success(), "log: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits until at least `n` records match `extra`, returning them.
+    pub fn wait_records(&self, extra: &[&str], n: usize, limit: Duration) -> Vec<serde_json::Value> {
+        let end = Instant::now() + limit;
+        loop {
+            let r = self.records(extra);
+            if r.len() >= n || Instant::now() > end {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn start(&self) -> Server {
+        Server::start(self)
+    }
+}
+
+/// A running server; SIGTERM and wait on drop.
+pub struct Server {
+    pub child: Option<Child>,
+    /// `group name -> address or link` from the server's first lines.
+    pub endpoints: Vec<(String, String)>,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(s: &Setup) -> Server {
+        let mut c = s.cmd(&["serve"]);
+        c.env("DIALGATE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("DIALGATE_TEST_VERBOSE").is_some() {
+                    eprintln!("server: {line}");
+                }
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut endpoints = Vec::new();
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = rx
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+                .expect("server did not say it was ready");
+            if let Some(rest) = line.split("group ").nth(1) {
+                let name = rest.split(':').next().unwrap_or("").to_string();
+                if let Some(a) = rest.split("listening on ").nth(1) {
+                    endpoints.push((name, a.split(',').next().unwrap().trim().to_string()));
+                } else if let Some(a) = rest.split("pty port at ").nth(1) {
+                    endpoints.push((name, a.split(',').next().unwrap().trim().to_string()));
+                }
+            }
+            if line.contains("the log:") {
+                break;
+            }
+        }
+        Server {
+            child: Some(child),
+            endpoints,
+            stderr: rx,
+        }
+    }
+
+    pub fn addr(&self, group: &str) -> SocketAddr {
+        self.endpoint(group).parse().unwrap()
+    }
+
+    pub fn endpoint(&self, group: &str) -> String {
+        self.endpoints
+            .iter()
+            .find(|(n, _)| n == group)
+            .unwrap_or_else(|| panic!("no group {group} in {:?}", self.endpoints))
+            .1
+            .clone()
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                panic!("server did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A raw TCP caller with a bounded read.
+pub struct Caller {
+    pub s: TcpStream,
+    pub seen: Vec<u8>,
+}
+
+impl Caller {
+    pub fn connect(addr: SocketAddr) -> Caller {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        Caller { s, seen: Vec::new() }
+    }
+
+    pub fn send(&mut self, b: &[u8]) {
+        self.s.write_all(b).unwrap();
+    }
+
+    /// Reads until `needle` appears (after what was already consumed) or the
+    /// limit passes; returns whether it appeared.
+    pub fn expect(&mut self, needle: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(pos) = find(&self.seen, needle.as_bytes()) {
+                self.seen.drain(..pos + needle.len());
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            match self.s.read(&mut buf) {
+                Ok(0) => return find(&self.seen, needle.as_bytes()).is_some(),
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection (true) or the limit.
+    pub fn wait_closed(&mut self, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            match self.s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// True when `prog` is on PATH (or at an absolute path). In CI a missing
+/// tool is a failure, not a skip: the test command installs them.
+pub fn have(prog: &str) -> bool {
+    let found = if prog.starts_with('/') {
+        Path::new(prog).exists()
+    } else {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).exists()))
+            || Path::new("/usr/sbin").join(prog).exists()
+    };
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{prog} is missing; scripts/test installs it"
+        );
+        eprintln!("skipping: {prog} is not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// A group block for tests: `kind` tcp/telnet on port 0, users module,
+/// and an exec hand-off that prints `granted USER on DEVICE`.
+pub fn group(name: &str, kind: &str, extra: &str) -> String {
+    let endpoint = if kind == "pty" {
+        String::new()
+    } else {
+        "listen = \"127.0.0.1:0\"\n".to_string()
+    };
+    format!(
+        r#"[[group]]
+name = "{name}"
+kind = "{kind}"
+{endpoint}{extra}
+[group.module]
+kind = "users"
+banner = "Test banner\r\n"
+tries = 2
+prompt_timeout = 30
+
+[group.handoff]
+kind = "exec"
+program = "/bin/sh"
+args = ['-c', 'printf "granted %s on %s\r\n" "$DIALGATE_USER" "$DIALGATE_DEVICE"']
+"#
+    )
+}

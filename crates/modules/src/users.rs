@@ -1,0 +1,405 @@
+//! The `users` security module: a banner, `Username: ` (echoed),
+//! `Password: ` (not echoed), checked against the argon2id hashes of the
+//! users file, a few tries, then the verdict.
+//!
+//! - A wrong password, an unknown user and a disabled user all get the same
+//!   neutral `Login incorrect` and cost the same argon2id work (unknown names
+//!   are checked against a dummy hash with the file's usual parameters).
+//! - After `tries` failures: FAILURE with the last name as typed (cut to
+//!   fit). SUCCESS carries the user's name and domain (the user's own
+//!   `domain`, else [`UsersOptions::domain`]).
+//! - An empty user name counts as a try (no password is asked).
+//! - A prompt not answered within `prompt_timeout_secs`: ERROR 638. The
+//!   caller hanging up: the dialog just stops (the host Ends it).
+//! - A line longer than 256 bytes: FAILURE with the name typed so far.
+//! - The users file is read at Begin through a cache that reloads it when it
+//!   changes (device, inode, size or mtime), so `dialgate user add` needs no
+//!   restart. A file that cannot be read or is invalid: ERROR
+//!   [`ERROR_USERS_FILE_UNREADABLE`] / [`ERROR_USERS_FILE_INVALID`], logged,
+//!   never a grant.
+//! - argon2 runs on tokio's blocking pool, at most
+//!   `max_concurrent_verifications` at a time (each takes the hash's memory).
+//! - End before Complete stops the dialog task and returns
+//!   [`crate::codes::END_ABORTED`] (see the crate documentation).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use securityhost::consts::NO_ERROR;
+use securityhost::{BeginArgs, HPort, SecurityModule};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use crate::ConfigError;
+use crate::codes::{ERROR_USERS_FILE_INVALID, ERROR_USERS_FILE_UNREADABLE, ERROR_VERIFIER_FAILED};
+use crate::line::DEFAULT_MAX_LINE;
+use crate::session::{DialogTasks, LineInput, ReadError, Session, crlf_text};
+use crate::userdb::{Check, CheckedAgainst, UserFileError, UsersDb};
+use crate::{MAX_BANNER, check_domain};
+
+/// The prompt for the user name.
+pub const USERNAME_PROMPT: &[u8] = b"Username: ";
+/// The prompt for the password.
+pub const PASSWORD_PROMPT: &[u8] = b"Password: ";
+/// What a failed try prints, whatever was wrong.
+pub const LOGIN_INCORRECT: &[u8] = b"Login incorrect\r\n";
+/// What a line too long prints before the FAILURE.
+pub const INPUT_TOO_LONG: &[u8] = b"\r\nInput too long\r\n";
+
+/// Settings of a [`UsersModule`].
+#[derive(Clone, Debug)]
+pub struct UsersOptions {
+    /// The users file (TOML, see [`crate::userdb`]).
+    pub users_file: PathBuf,
+    /// Text sent first; `\n` line ends are sent as CR LF. Empty: none.
+    pub banner: String,
+    /// Username/password pairs allowed per call (at least 1). Default 3.
+    pub tries: u32,
+    /// How long each prompt waits for its answer, in seconds; 0 = no limit
+    /// (the port's dialog time limit still applies). Default 60.
+    pub prompt_timeout_secs: u32,
+    /// The Domain of verdicts (at most 15 bytes), unless the user has one.
+    pub domain: String,
+    /// Most argon2 verifications running at once (at least 1). Default:
+    /// the number of CPUs.
+    pub max_concurrent_verifications: usize,
+}
+
+impl Default for UsersOptions {
+    fn default() -> Self {
+        UsersOptions {
+            users_file: PathBuf::from("users.toml"),
+            banner: String::new(),
+            tries: 3,
+            prompt_timeout_secs: 60,
+            domain: String::new(),
+            max_concurrent_verifications: std::thread::available_parallelism()
+                .map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Counters of a [`UsersModule`] (for metrics and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsersStats {
+    /// Passwords checked against a user's own hash.
+    pub verifications: u64,
+    /// Passwords checked against the dummy hash (unknown user names).
+    pub dummy_verifications: u64,
+    /// Logins granted.
+    pub granted: u64,
+    /// Users-file loads (first and after each change).
+    pub reloads: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    verifications: AtomicU64,
+    dummy_verifications: AtomicU64,
+    granted: AtomicU64,
+    reloads: AtomicU64,
+}
+
+/// What identifies one version of the users file on disk. A rewrite by
+/// rename always changes the inode; an edit in place changes the size or
+/// the mtime.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+#[derive(Default)]
+struct CacheState {
+    loaded: Option<(FileStamp, Arc<UsersDb>)>,
+    /// The last load error logged, so a broken file is logged once per
+    /// change, not once per call.
+    last_error: Option<String>,
+}
+
+/// The users file, loaded once per change.
+struct UsersCache {
+    path: PathBuf,
+    state: Mutex<CacheState>,
+}
+
+impl UsersCache {
+    fn get(&self, counters: &Counters) -> Result<Arc<UsersDb>, UserFileError> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let result = self.refresh(&mut st, counters);
+        match &result {
+            Ok(_) => st.last_error = None,
+            Err(e) => {
+                let msg = e.to_string();
+                if st.last_error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(error = %msg, "users file unusable: every login is refused");
+                    st.last_error = Some(msg);
+                }
+            }
+        }
+        result
+    }
+
+    fn refresh(
+        &self,
+        st: &mut CacheState,
+        counters: &Counters,
+    ) -> Result<Arc<UsersDb>, UserFileError> {
+        let meta = std::fs::metadata(&self.path).map_err(|source| UserFileError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let stamp = FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        };
+        if let Some((s, db)) = &st.loaded
+            && *s == stamp
+        {
+            return Ok(db.clone());
+        }
+        // A failed load drops the old version too: the file on disk is what
+        // the operator means now.
+        st.loaded = None;
+        let db = Arc::new(UsersDb::load(&self.path)?);
+        counters.reloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(path = %self.path.display(), users = db.len(), "users file loaded");
+        st.loaded = Some((stamp, db.clone()));
+        Ok(db)
+    }
+}
+
+/// The `users` module. See the module documentation.
+pub struct UsersModule {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    handle: Handle,
+    opts: UsersOptions,
+    banner: Vec<u8>,
+    cache: UsersCache,
+    tasks: DialogTasks,
+    verifiers: Arc<Semaphore>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for UsersModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsersModule")
+            .field("users_file", &self.inner.opts.users_file)
+            .field("dialogs", &self.inner.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UsersModule {
+    /// A module whose dialogs run as tasks on `handle`. The users file is
+    /// not read here but at each Begin (it may not exist yet).
+    pub fn new(handle: Handle, opts: UsersOptions) -> Result<UsersModule, ConfigError> {
+        if opts.tries == 0 {
+            return Err(ConfigError::NoTries);
+        }
+        if opts.max_concurrent_verifications == 0 {
+            return Err(ConfigError::NoVerifiers);
+        }
+        if opts.banner.len() > MAX_BANNER {
+            return Err(ConfigError::BannerTooLong);
+        }
+        check_domain(&opts.domain)?;
+        Ok(UsersModule {
+            inner: Arc::new(Inner {
+                handle,
+                banner: crlf_text(&opts.banner),
+                cache: UsersCache {
+                    path: opts.users_file.clone(),
+                    state: Mutex::new(CacheState::default()),
+                },
+                tasks: DialogTasks::new(),
+                verifiers: Arc::new(Semaphore::new(opts.max_concurrent_verifications)),
+                counters: Counters::default(),
+                opts,
+            }),
+        })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> UsersStats {
+        let c = &self.inner.counters;
+        UsersStats {
+            verifications: c.verifications.load(Ordering::Relaxed),
+            dummy_verifications: c.dummy_verifications.load(Ordering::Relaxed),
+            granted: c.granted.load(Ordering::Relaxed),
+            reloads: c.reloads.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Dialogs begun and not yet ended.
+    pub fn active_dialogs(&self) -> usize {
+        self.inner.tasks.len()
+    }
+}
+
+impl SecurityModule for UsersModule {
+    fn name(&self) -> &str {
+        "users"
+    }
+
+    fn begin(&self, args: BeginArgs) -> u32 {
+        let db = self.inner.cache.get(&self.inner.counters);
+        let inner = self.inner.clone();
+        self.inner
+            .tasks
+            .start(&self.inner.handle, &args, move |session| async move {
+                match db {
+                    Ok(db) => inner.dialog(session, db).await,
+                    Err(e) => {
+                        // Logged by the cache; the verdict carries the code.
+                        session.error(if e.is_unreadable() {
+                            ERROR_USERS_FILE_UNREADABLE
+                        } else {
+                            ERROR_USERS_FILE_INVALID
+                        });
+                    }
+                }
+            });
+        NO_ERROR
+    }
+
+    fn end(&self, hport: HPort) -> u32 {
+        self.inner.tasks.end(hport)
+    }
+}
+
+/// What one try ended with.
+enum Try {
+    Granted(String),
+    Denied,
+}
+
+impl Inner {
+    async fn dialog(&self, session: Session, db: Arc<UsersDb>) {
+        if !self.banner.is_empty() && session.send(&self.banner).is_err() {
+            return;
+        }
+        let mut input = LineInput::new(DEFAULT_MAX_LINE, self.opts.prompt_timeout_secs);
+        let mut last_name = String::new();
+        for _ in 0..self.opts.tries {
+            match self
+                .one_try(&session, &mut input, &db, &mut last_name)
+                .await
+            {
+                Ok(Try::Granted(user)) => {
+                    let domain = db
+                        .get(&user)
+                        .and_then(|u| u.domain.clone())
+                        .unwrap_or_else(|| self.opts.domain.clone());
+                    self.counters.granted.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(hport = %session.dialog.hport(), user = %user, "login granted");
+                    session.succeed(&user, &domain);
+                    return;
+                }
+                Ok(Try::Denied) => {
+                    if session.send(LOGIN_INCORRECT).is_err() {
+                        return;
+                    }
+                }
+                Err(Stop::Code(code)) => {
+                    session.error(code);
+                    return;
+                }
+                Err(Stop::Read(e)) => {
+                    if session.on_read_error(&e) {
+                        // A line too long: FAILURE with the name so far.
+                        if let ReadError::TooLong(part) = &e
+                            && last_name.is_empty()
+                        {
+                            last_name = String::from_utf8_lossy(part).into_owned();
+                        }
+                        let _ = session.send(INPUT_TOO_LONG);
+                        session.fail(&last_name, &self.opts.domain);
+                    }
+                    return;
+                }
+            }
+        }
+        tracing::info!(hport = %session.dialog.hport(), user = %last_name, "login refused");
+        session.fail(&last_name, &self.opts.domain);
+    }
+
+    /// One Username/Password pair. `last_name` is set to the name typed
+    /// (cleared first, so a too-long name is reported from its first bytes).
+    async fn one_try(
+        &self,
+        session: &Session,
+        input: &mut LineInput,
+        db: &Arc<UsersDb>,
+        last_name: &mut String,
+    ) -> Result<Try, Stop> {
+        last_name.clear();
+        let name = input.prompt(session, USERNAME_PROMPT, true).await?;
+        *last_name = String::from_utf8_lossy(&name).into_owned();
+        if name.is_empty() {
+            return Ok(Try::Denied);
+        }
+        let password = input.prompt(session, PASSWORD_PROMPT, false).await?;
+        let (check, against) = self.verify(db.clone(), name, password).await?;
+        match against {
+            CheckedAgainst::User => &self.counters.verifications,
+            CheckedAgainst::Dummy => &self.counters.dummy_verifications,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        Ok(match check {
+            Check::Granted => Try::Granted(last_name.clone()),
+            Check::Denied => Try::Denied,
+        })
+    }
+
+    /// Runs the argon2 check on the blocking pool, within the concurrency
+    /// limit.
+    async fn verify(
+        &self,
+        db: Arc<UsersDb>,
+        name: Zeroizing<Vec<u8>>,
+        password: Zeroizing<Vec<u8>>,
+    ) -> Result<(Check, CheckedAgainst), Stop> {
+        let permit = self
+            .verifiers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Stop::Code(ERROR_VERIFIER_FAILED))?;
+        let job = tokio::task::spawn_blocking(move || {
+            let r = db.check(&name, &password);
+            drop(permit);
+            r
+        });
+        job.await.map_err(|e| {
+            tracing::error!(error = %e, "password verifier failed");
+            Stop::Code(ERROR_VERIFIER_FAILED)
+        })
+    }
+}
+
+/// Why a try could not finish.
+enum Stop {
+    /// Complete ERROR with this code.
+    Code(u32),
+    /// A line could not be read.
+    Read(ReadError),
+}
+
+impl From<ReadError> for Stop {
+    fn from(e: ReadError) -> Self {
+        Stop::Read(e)
+    }
+}
