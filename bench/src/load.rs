@@ -140,6 +140,8 @@ pub struct LoadResult {
     pub per_step: Vec<Samples>,
     /// connect() start -> the first prompt.
     pub first_prompt: Samples,
+    /// The last answer sent -> the server's close.
+    pub hangup: Samples,
     /// connect() start -> the server's close, whole transactions.
     pub transaction: Samples,
     /// Failures (whole run, warm-up included).
@@ -169,6 +171,7 @@ enum TxError {
 
 struct TxTimes {
     first_prompt: Duration,
+    hangup: Duration,
     steps: Vec<Duration>,
     total: Duration,
     done: Instant,
@@ -209,6 +212,7 @@ pub async fn run(spec: &LoadSpec) -> LoadResult {
                     a.merge(b);
                 }
                 out.first_prompt.merge(&mut c.first_prompt);
+                out.hangup.merge(&mut c.hangup);
                 out.transaction.merge(&mut c.transaction);
                 out.errors.add(&c.errors);
             }
@@ -246,6 +250,7 @@ pub async fn sequential(
             Ok(t) => {
                 out.completed += 1;
                 out.first_prompt.push(t.first_prompt);
+                out.hangup.push(t.hangup);
                 out.transaction.push(t.total);
                 for (k, d) in t.steps.iter().enumerate() {
                     out.prompt.push(*d);
@@ -270,6 +275,7 @@ struct CallerStats {
     verdict: Samples,
     per_step: Vec<Samples>,
     first_prompt: Samples,
+    hangup: Samples,
     transaction: Samples,
     errors: Errors,
 }
@@ -287,6 +293,7 @@ async fn caller(
         verdict: Samples::new(),
         per_step: vec![Samples::new(); steps],
         first_prompt: Samples::new(),
+        hangup: Samples::new(),
         transaction: Samples::new(),
         errors: Errors::default(),
     };
@@ -299,6 +306,7 @@ async fn caller(
                 if t.done >= measure_from && t.done <= end {
                     st.completed += 1;
                     st.first_prompt.push(t.first_prompt);
+                    st.hangup.push(t.hangup);
                     st.transaction.push(t.total);
                     for (k, d) in t.steps.iter().enumerate() {
                         st.prompt.push(*d);
@@ -365,6 +373,7 @@ async fn transaction(spec: &LoadSpec, buf: &mut Vec<u8>) -> Result<TxTimes, TxEr
     let mut first_prompt = Duration::ZERO;
     let mut steps = Vec::with_capacity(spec.script.steps.len());
     let mut closed = false;
+    let mut last_sent = t0;
     let last = spec.script.steps.len().saturating_sub(1);
     for (k, step) in spec.script.steps.iter().enumerate() {
         // Wait for the prompt.
@@ -381,6 +390,7 @@ async fn transaction(spec: &LoadSpec, buf: &mut Vec<u8>) -> Result<TxTimes, TxEr
             first_prompt = t0.elapsed();
         }
         let sent = Instant::now();
+        last_sent = sent;
         if s.write_all(&step.answer).await.is_err() {
             return Err(TxError::Io);
         }
@@ -400,6 +410,7 @@ async fn transaction(spec: &LoadSpec, buf: &mut Vec<u8>) -> Result<TxTimes, TxEr
         closed = read_more(&mut s, buf, limit).await? == 0;
     }
     let total = t0.elapsed();
+    let hangup = last_sent.elapsed();
     let done = Instant::now();
     for w in &spec.script.wrong_verdict {
         if find_after(buf, seen, w).is_some() {
@@ -408,6 +419,7 @@ async fn transaction(spec: &LoadSpec, buf: &mut Vec<u8>) -> Result<TxTimes, TxEr
     }
     Ok(TxTimes {
         first_prompt,
+        hangup,
         steps,
         total,
         done,

@@ -18,8 +18,14 @@ pub struct Metrics {
     pub prompt_p50: Option<f64>,
     /// See `prompt_p50`.
     pub prompt_p99: Option<f64>,
-    /// connect() -> first prompt, p99 (µs).
+    /// connect() -> first prompt: p50, p99 (µs).
+    pub first_p50: Option<f64>,
+    /// See `first_p50`.
     pub first_p99: Option<f64>,
+    /// Last answer -> the server's close: p50, p99 (µs).
+    pub hangup_p50: Option<f64>,
+    /// See `hangup_p50`.
+    pub hangup_p99: Option<f64>,
     /// Whole transaction (connect -> server's close): p50, p99 (µs).
     pub tx_p50: Option<f64>,
     /// See `tx_p50`.
@@ -48,7 +54,10 @@ impl Metrics {
             completed: r.completed,
             prompt_p50: q(&mut r.prompt, 0.5),
             prompt_p99: q(&mut r.prompt, 0.99),
+            first_p50: q(&mut r.first_prompt, 0.5),
             first_p99: q(&mut r.first_prompt, 0.99),
+            hangup_p50: q(&mut r.hangup, 0.5),
+            hangup_p99: q(&mut r.hangup, 0.99),
             tx_p50: q(&mut r.transaction, 0.5),
             tx_p99: q(&mut r.transaction, 0.99),
             cpu_pct: cpu_s.map(|c| 100.0 * c / window.as_secs_f64().max(1e-9)),
@@ -171,6 +180,10 @@ fn f2(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
+fn pair(a: Option<f64>, b: Option<f64>) -> String {
+    format!("{} / {}", fmt_us(a), fmt_us(b))
+}
+
 fn kib(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.0}"))
 }
@@ -282,11 +295,11 @@ impl Report {
             );
             let _ = writeln!(
                 o,
-                "| N | bare tx/s | dialgate tx/s | ratio | prompt p50 | prompt p99 | tx p50 | tx p99 | connect→prompt p99 | bare prompt p99 | CPU/tx dialgate | CPU/tx bare | dialgate CPU | failed | event log records (all runs) |"
+                "| N | bare tx/s | dialgate tx/s | ratio | connect → prompt p50 / p99 | answer → reply p50 / p99 | last answer → hang-up p50 / p99 | transaction p50 / p99 | bare transaction p50 / p99 | CPU per tx dialgate / bare | dialgate CPU | failed | event log records (all runs) |"
             );
             let _ = writeln!(
                 o,
-                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
             );
             let mut ns: Vec<usize> = rows.iter().map(|r| r.n).collect();
             ns.dedup();
@@ -338,18 +351,19 @@ impl Report {
                 };
                 let _ = writeln!(
                     o,
-                    "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     f0(med(&bare, |m| Some(m.tx_s))),
                     f0(med(&dg, |m| Some(m.tx_s))),
                     f2(median(&ratio)),
-                    fmt_us(med(&dg, |m| m.prompt_p50)),
-                    fmt_us(med(&dg, |m| m.prompt_p99)),
-                    fmt_us(med(&dg, |m| m.tx_p50)),
-                    fmt_us(med(&dg, |m| m.tx_p99)),
-                    fmt_us(med(&dg, |m| m.first_p99)),
-                    fmt_us(med(&bare, |m| m.prompt_p99)),
-                    fmt_us(med(&dg, |m| m.cpu_us_per_tx)),
-                    fmt_us(med(&bare, |m| m.cpu_us_per_tx)),
+                    pair(med(&dg, |m| m.first_p50), med(&dg, |m| m.first_p99)),
+                    pair(med(&dg, |m| m.prompt_p50), med(&dg, |m| m.prompt_p99)),
+                    pair(med(&dg, |m| m.hangup_p50), med(&dg, |m| m.hangup_p99)),
+                    pair(med(&dg, |m| m.tx_p50), med(&dg, |m| m.tx_p99)),
+                    pair(med(&bare, |m| m.tx_p50), med(&bare, |m| m.tx_p99)),
+                    pair(
+                        med(&dg, |m| m.cpu_us_per_tx),
+                        med(&bare, |m| m.cpu_us_per_tx)
+                    ),
                     med(&dg, |m| m.cpu_pct).map_or("-".into(), |c| format!("{c:.0} %")),
                     if failed == 0 {
                         "0".into()
@@ -405,9 +419,11 @@ impl Report {
         if !pin.is_empty() {
             let _ = writeln!(
                 o,
-                "- the right PIN → the hang-up (`pin`: Receive, SUCCESS, the durable record, `exec /bin/true`): p50 {}, p99 {}.",
+                "- the right PIN → its first reply byte: p50 {}, p99 {}; → the hang-up (`pin`: Receive, SUCCESS, the durable record, `exec /bin/true`): p50 {}, p99 {}.",
                 fmt_us(med(&pin, |m| m.prompt_p50)),
                 fmt_us(med(&pin, |m| m.prompt_p99)),
+                fmt_us(med(&pin, |m| m.hangup_p50)),
+                fmt_us(med(&pin, |m| m.hangup_p99)),
             );
         }
     }
@@ -557,6 +573,7 @@ mod tests {
         Metrics {
             tx_s,
             completed,
+            prompt_p50: Some(900.0),
             prompt_p99: Some(900.0),
             ..Metrics::default()
         }
@@ -578,7 +595,10 @@ mod tests {
         }
         let t = r.render();
         // per-run ratios 0.6, 0.4, 0.7: median 0.60 (not 700/1000 by medians)
-        assert!(t.contains("| 10 | 1000 | 700 | 0.60 |"), "{t}");
+        assert!(
+            t.contains("| 10 | 1000 | 700 | 0.60 | - / - | 900 µs / 900 µs |"),
+            "{t}"
+        );
         assert!(t.contains("success 30"), "{t}");
         assert!(!t.contains("fewer than completed"), "{t}");
     }

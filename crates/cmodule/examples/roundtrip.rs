@@ -28,7 +28,11 @@ fn wait(w: &Wake, seen: &mut u64) {
 
 /// Runs one transaction with `rounds` round trips; returns (total time,
 /// time of the round trips alone).
-fn transaction(table: &PortTable, m: &Arc<dyn SecurityModule>, rounds: u32) -> (Duration, Duration) {
+fn transaction(
+    table: &PortTable,
+    m: &Arc<dyn SecurityModule>,
+    rounds: u32,
+) -> (Duration, Duration) {
     let start = Instant::now();
     let wake: Wake = Arc::new((Mutex::new(0), Condvar::new()));
     let w = wake.clone();
@@ -97,7 +101,10 @@ fn build(dir: &Path) -> PathBuf {
 }
 
 fn main() {
-    let rounds: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5000);
+    let rounds: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5000);
     let dir = std::env::temp_dir().join(format!("cmodule-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let so = build(&dir);
@@ -109,8 +116,12 @@ fn main() {
     let table = PortTable::new();
     let inproc: Arc<dyn SecurityModule> = Arc::new(CModule::load(&so).unwrap());
     let worker: Arc<dyn SecurityModule> = Arc::new(
-        WorkerModule::start(WorkerCommand::new(worker_exe), &so, WorkerOptions::default())
-            .expect("start the worker (build it: cargo build -p cmodule --bins)"),
+        WorkerModule::start(
+            WorkerCommand::new(worker_exe),
+            &so,
+            WorkerOptions::default(),
+        )
+        .expect("start the worker (build it: cargo build -p cmodule --bins)"),
     );
     for (name, m) in [("in-process", &inproc), ("worker", &worker)] {
         // Warm up, then measure.

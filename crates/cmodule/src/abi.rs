@@ -108,15 +108,39 @@ pub fn layout() -> Vec<(&'static str, u64)> {
         ("sizeof(CHAR)", size_of::<c_char>() as u64),
         ("sizeof(HPORT)", size_of::<Hport>() as u64),
         ("sizeof(SECURITY_MESSAGE)", size_of::<M>() as u64),
-        ("offsetof(SECURITY_MESSAGE,dwMsgId)", offset_of!(M, dw_msg_id) as u64),
-        ("offsetof(SECURITY_MESSAGE,hPort)", offset_of!(M, h_port) as u64),
-        ("offsetof(SECURITY_MESSAGE,dwError)", offset_of!(M, dw_error) as u64),
-        ("offsetof(SECURITY_MESSAGE,UserName)", offset_of!(M, user_name) as u64),
-        ("offsetof(SECURITY_MESSAGE,Domain)", offset_of!(M, domain) as u64),
+        (
+            "offsetof(SECURITY_MESSAGE,dwMsgId)",
+            offset_of!(M, dw_msg_id) as u64,
+        ),
+        (
+            "offsetof(SECURITY_MESSAGE,hPort)",
+            offset_of!(M, h_port) as u64,
+        ),
+        (
+            "offsetof(SECURITY_MESSAGE,dwError)",
+            offset_of!(M, dw_error) as u64,
+        ),
+        (
+            "offsetof(SECURITY_MESSAGE,UserName)",
+            offset_of!(M, user_name) as u64,
+        ),
+        (
+            "offsetof(SECURITY_MESSAGE,Domain)",
+            offset_of!(M, domain) as u64,
+        ),
         ("sizeof(RAS_SECURITY_INFO)", size_of::<I>() as u64),
-        ("offsetof(RAS_SECURITY_INFO,LastError)", offset_of!(I, last_error) as u64),
-        ("offsetof(RAS_SECURITY_INFO,BytesReceived)", offset_of!(I, bytes_received) as u64),
-        ("offsetof(RAS_SECURITY_INFO,DeviceName)", offset_of!(I, device_name) as u64),
+        (
+            "offsetof(RAS_SECURITY_INFO,LastError)",
+            offset_of!(I, last_error) as u64,
+        ),
+        (
+            "offsetof(RAS_SECURITY_INFO,BytesReceived)",
+            offset_of!(I, bytes_received) as u64,
+        ),
+        (
+            "offsetof(RAS_SECURITY_INFO,DeviceName)",
+            offset_of!(I, device_name) as u64,
+        ),
     ]
 }
 
@@ -130,9 +154,15 @@ pub fn constants() -> Vec<(&'static str, u64)> {
         ("NO_ERROR", NO_ERROR.into()),
         ("PENDING", PENDING.into()),
         ("ERROR_INVALID_PARAMETER", ERROR_INVALID_PARAMETER.into()),
-        ("ERROR_INVALID_PORT_HANDLE", ERROR_INVALID_PORT_HANDLE.into()),
+        (
+            "ERROR_INVALID_PORT_HANDLE",
+            ERROR_INVALID_PORT_HANDLE.into(),
+        ),
         ("ERROR_BUFFER_TOO_SMALL", ERROR_BUFFER_TOO_SMALL.into()),
-        ("ERROR_ASYNC_REQUEST_PENDING", ERROR_ASYNC_REQUEST_PENDING.into()),
+        (
+            "ERROR_ASYNC_REQUEST_PENDING",
+            ERROR_ASYNC_REQUEST_PENDING.into(),
+        ),
         ("ERROR_PORT_DISCONNECTED", ERROR_PORT_DISCONNECTED.into()),
         ("ERROR_REQUEST_TIMEOUT", ERROR_REQUEST_TIMEOUT.into()),
         ("UNLEN", UNLEN as u64),

@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use securityhost::consts::*;
-use securityhost::{Host, HPort, ReceiveCompletion, check_buffer_range};
+use securityhost::{HPort, Host, ReceiveCompletion, check_buffer_range};
 
 use crate::abi::{Hport, RasSecurityInfoC, SecurityMessageC};
 
@@ -120,7 +120,10 @@ fn lookup(h: u64) -> Option<Arc<Entry>> {
 
 fn forget(entry: &Entry) {
     let mut reg = lock(&REGISTRY);
-    if reg.get(&entry.hport.0).is_some_and(|e| std::ptr::eq(&**e, entry)) {
+    if reg
+        .get(&entry.hport.0)
+        .is_some_and(|e| std::ptr::eq(&**e, entry))
+    {
         reg.remove(&entry.hport.0);
     }
 }
@@ -184,7 +187,9 @@ fn boundary<R>(name: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
-            tracing::error!("{name}: internal error (panic) in the host; returning an error to the module");
+            tracing::error!(
+                "{name}: internal error (panic) in the host; returning an error to the module"
+            );
             on_panic
         }
     }
@@ -196,7 +201,11 @@ fn boundary<R>(name: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
 /// Called from C. `p_buffer` is only read after it was checked to lie with
 /// `buffer_length` bytes inside the transaction's live send buffer.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn RasSecurityDialogSend(h_port: Hport, p_buffer: *mut u8, buffer_length: u16) -> u32 {
+pub unsafe extern "C" fn RasSecurityDialogSend(
+    h_port: Hport,
+    p_buffer: *mut u8,
+    buffer_length: u16,
+) -> u32 {
     boundary("RasSecurityDialogSend", ERROR_INVALID_PARAMETER, || {
         let e = match live_entry(h_port) {
             Ok(e) => e,
@@ -260,7 +269,9 @@ impl ReceiveTarget {
 
 fn signal_eventfd(fd: c_int) {
     if !is_eventfd(fd) {
-        tracing::warn!("Receive completion: descriptor {fd} is no longer an eventfd; not signalled");
+        tracing::warn!(
+            "Receive completion: descriptor {fd} is no longer an eventfd; not signalled"
+        );
         return;
     }
     let one: u64 = 1;
@@ -322,7 +333,8 @@ pub unsafe extern "C" fn RasSecurityDialogReceive(
             gate: e.gate.clone(),
             entry: e.clone(),
         };
-        e.host.receive(e.hport, room, timeout, Box::new(move |c| target.deliver(c)))
+        e.host
+            .receive(e.hport, room, timeout, Box::new(move |c| target.deliver(c)))
     })
 }
 
@@ -332,7 +344,10 @@ pub unsafe extern "C" fn RasSecurityDialogReceive(
 /// Called from C. `p_buffer` must be NULL or point to a writable
 /// `RAS_SECURITY_INFO`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn RasSecurityDialogGetInfo(h_port: Hport, p_buffer: *mut RasSecurityInfoC) -> u32 {
+pub unsafe extern "C" fn RasSecurityDialogGetInfo(
+    h_port: Hport,
+    p_buffer: *mut RasSecurityInfoC,
+) -> u32 {
     boundary("RasSecurityDialogGetInfo", ERROR_INVALID_PARAMETER, || {
         let e = match live_entry(h_port) {
             Ok(e) => e,
@@ -397,9 +412,21 @@ pub unsafe extern "C" fn RasSecurityDialogComplete(p_sec_msg: *mut SecurityMessa
 /// executable exports them (and to keep the linker from dropping them).
 pub(crate) fn host_symbols() -> [(&'static str, usize); 4] {
     [
-        ("RasSecurityDialogSend", RasSecurityDialogSend as *const () as usize),
-        ("RasSecurityDialogReceive", RasSecurityDialogReceive as *const () as usize),
-        ("RasSecurityDialogGetInfo", RasSecurityDialogGetInfo as *const () as usize),
-        ("RasSecurityDialogComplete", RasSecurityDialogComplete as *const () as usize),
+        (
+            "RasSecurityDialogSend",
+            RasSecurityDialogSend as *const () as usize,
+        ),
+        (
+            "RasSecurityDialogReceive",
+            RasSecurityDialogReceive as *const () as usize,
+        ),
+        (
+            "RasSecurityDialogGetInfo",
+            RasSecurityDialogGetInfo as *const () as usize,
+        ),
+        (
+            "RasSecurityDialogComplete",
+            RasSecurityDialogComplete as *const () as usize,
+        ),
     ]
 }

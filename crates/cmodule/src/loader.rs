@@ -110,10 +110,11 @@ impl Library {
         } else {
             Path::new(".").join(path)
         };
-        let cpath = CString::new(full.as_os_str().as_bytes()).map_err(|_| LoadError::Unloadable {
-            path: path.to_path_buf(),
-            reason: "the path contains a NUL byte".into(),
-        })?;
+        let cpath =
+            CString::new(full.as_os_str().as_bytes()).map_err(|_| LoadError::Unloadable {
+                path: path.to_path_buf(),
+                reason: "the path contains a NUL byte".into(),
+            })?;
         // SAFETY: dlopen with a NUL-terminated path; it runs the module's
         // constructors, which is what loading a module means.
         let handle = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };

@@ -222,7 +222,12 @@ impl Frame {
                 hport,
                 room,
                 timeout,
-            } => o.u8(kind::RECEIVE).u64(*id).u64(*hport).u32(*room).u32(*timeout),
+            } => o
+                .u8(kind::RECEIVE)
+                .u64(*id)
+                .u64(*hport)
+                .u32(*room)
+                .u32(*timeout),
             Frame::GetInfo { id, hport } => o.u8(kind::GET_INFO).u64(*id).u64(*hport),
             Frame::Complete { id, msg } => {
                 o.u8(kind::COMPLETE)
@@ -314,7 +319,8 @@ impl Frame {
                 msg.msg_id = r.u32("dwMsgId")?;
                 msg.hport = HPort(r.u64("hPort")?);
                 msg.error = r.u32("dwError")?;
-                msg.user_name.copy_from_slice(r.take(UNLEN + 1, "UserName")?);
+                msg.user_name
+                    .copy_from_slice(r.take(UNLEN + 1, "UserName")?);
                 msg.domain.copy_from_slice(r.take(DNLEN + 1, "Domain")?);
                 Frame::Complete {
                     id,
@@ -432,17 +438,35 @@ mod tests {
 
     fn samples() -> Vec<Frame> {
         vec![
-            Frame::Ready { name: "tokencard".into() },
-            Frame::LoadFailed { reason: "no such file".into() },
+            Frame::Ready {
+                name: "tokencard".into(),
+            },
+            Frame::LoadFailed {
+                reason: "no such file".into(),
+            },
             Frame::Returned { id: 1, code: 0 },
-            Frame::Send { id: 2, hport: 0x100001, data: b"Name: ".to_vec() },
-            Frame::Receive { id: 3, hport: 9, room: 32, timeout: 60 },
+            Frame::Send {
+                id: 2,
+                hport: 0x100001,
+                data: b"Name: ".to_vec(),
+            },
+            Frame::Receive {
+                id: 3,
+                hport: 9,
+                room: 32,
+                timeout: 60,
+            },
             Frame::GetInfo { id: 4, hport: 9 },
             Frame::Complete {
                 id: 5,
                 msg: Box::new(SecurityMessage::success(HPort(9), "alice", "LAB").unwrap()),
             },
-            Frame::Begin { id: 6, hport: 9, send_size: 1024, recv_size: 1024 },
+            Frame::Begin {
+                id: 6,
+                hport: 9,
+                send_size: 1024,
+                recv_size: 1024,
+            },
             Frame::End { id: 7, hport: 9 },
             Frame::Reply { id: 8, code: 600 },
             Frame::Info {
@@ -452,7 +476,11 @@ mod tests {
                 bytes_received: 0,
                 device: "tcp 127.0.0.1:1".into(),
             },
-            Frame::ReceiveDone { id: 3, last_error: 0, data: b"alice\r".to_vec() },
+            Frame::ReceiveDone {
+                id: 3,
+                last_error: 0,
+                data: b"alice\r".to_vec(),
+            },
         ]
     }
 
@@ -475,7 +503,10 @@ mod tests {
             }
             let mut longer = body.to_vec();
             longer.push(0);
-            assert!(matches!(Frame::decode(&longer), Err(ProtocolError::Trailing(1))));
+            assert!(matches!(
+                Frame::decode(&longer),
+                Err(ProtocolError::Trailing(1))
+            ));
         }
     }
 
@@ -486,17 +517,33 @@ mod tests {
             Err(ProtocolError::BadLength(0))
         ));
         let huge = ((MAX_BODY + 1) as u32).to_le_bytes();
-        assert!(matches!(read_frame(&mut &huge[..]), Err(ProtocolError::BadLength(_))));
-        assert!(matches!(read_frame(&mut &[][..]), Err(ProtocolError::Closed)));
+        assert!(matches!(
+            read_frame(&mut &huge[..]),
+            Err(ProtocolError::BadLength(_))
+        ));
+        assert!(matches!(
+            read_frame(&mut &[][..]),
+            Err(ProtocolError::Closed)
+        ));
         // A data length past MAX_DATA.
         let mut body = vec![kind::SEND];
         body.extend_from_slice(&1u64.to_le_bytes());
         body.extend_from_slice(&1u64.to_le_bytes());
         body.extend_from_slice(&((MAX_DATA + 1) as u32).to_le_bytes());
-        assert!(matches!(Frame::decode(&body), Err(ProtocolError::TooLong("data"))));
-        assert!(matches!(Frame::decode(&[99]), Err(ProtocolError::UnknownKind(99))));
+        assert!(matches!(
+            Frame::decode(&body),
+            Err(ProtocolError::TooLong("data"))
+        ));
+        assert!(matches!(
+            Frame::decode(&[99]),
+            Err(ProtocolError::UnknownKind(99))
+        ));
         // Oversized data is cut by the encoder, never refused by the parser.
-        let big = Frame::Send { id: 1, hport: 1, data: vec![7; MAX_DATA + 10] };
+        let big = Frame::Send {
+            id: 1,
+            hport: 1,
+            data: vec![7; MAX_DATA + 10],
+        };
         match read_frame(&mut &big.encode()[..]).unwrap() {
             Frame::Send { data, .. } => assert_eq!(data.len(), MAX_DATA),
             other => panic!("{other:?}"),

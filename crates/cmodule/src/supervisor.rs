@@ -147,17 +147,27 @@ struct Worker {
 }
 
 impl Worker {
+    /// Writes a frame. The socket has a write timeout: a worker that stops
+    /// reading (stopped, or its reader wedged) is killed, not waited for.
     fn post(&self, f: &Frame) {
-        let _ = lock(&self.writer).write_all(&f.encode());
+        if let Err(e) = lock(&self.writer).write_all(&f.encode()) {
+            self.kill(format!("killed: cannot write to it: {e}"));
+        }
     }
 
     fn is_dead(&self) -> bool {
         lock(&self.live).dead
     }
 
+    /// Kills the worker for `reason`, unless it already exited (then its
+    /// own exit status tells why).
     fn kill(&self, reason: String) {
+        let mut child = lock(&self.child);
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         lock(&self.kill_reason).get_or_insert(reason);
-        let _ = lock(&self.child).kill();
+        let _ = child.kill();
     }
 
     /// Sends Begin or End and waits for its return.
@@ -297,12 +307,17 @@ impl Worker {
             },
             None => "gone".to_string(),
         };
-        let why = lock(&self.kill_reason).clone().unwrap_or_else(|| cause.to_string());
+        let why = lock(&self.kill_reason)
+            .clone()
+            .unwrap_or_else(|| cause.to_string());
         let text = format!("module worker (pid {}) died: {how}; {why}", self.pid);
         let (txs, calls) = {
             let mut live = lock(&self.live);
             live.dead = true;
-            (std::mem::take(&mut live.txs), std::mem::take(&mut live.calls))
+            (
+                std::mem::take(&mut live.txs),
+                std::mem::take(&mut live.calls),
+            )
         };
         tracing::error!(pid = self.pid, transactions = txs.len(), "{text}");
         for (hport, t) in txs {
@@ -458,9 +473,14 @@ impl WorkerModule {
         };
         match first {
             Ok(Ok(Frame::Ready { .. })) => {}
-            Ok(Ok(Frame::LoadFailed { reason })) => return Err(fail(&mut child, StartError::Load(reason))),
+            Ok(Ok(Frame::LoadFailed { reason })) => {
+                return Err(fail(&mut child, StartError::Load(reason)));
+            }
             Ok(Ok(other)) => {
-                return Err(fail(&mut child, failed(format!("unexpected first frame {other:?}"))));
+                return Err(fail(
+                    &mut child,
+                    failed(format!("unexpected first frame {other:?}")),
+                ));
             }
             Ok(Err(ProtocolError::Closed)) => {
                 let _ = child.kill();
@@ -470,8 +490,13 @@ impl WorkerModule {
             Ok(Err(e)) => return Err(fail(&mut child, failed(e.to_string()))),
             Err(e) => return Err(fail(&mut child, failed(e.to_string()))),
         }
-        let writer = sock.try_clone().map_err(|e| fail(&mut child, failed(e.to_string())))?;
-        let queued = sock.try_clone().map_err(|e| fail(&mut child, failed(e.to_string())))?;
+        let writer = sock
+            .try_clone()
+            .and_then(|w| {
+                w.set_write_timeout(Some(self.opts.call_timeout))?;
+                Ok(w)
+            })
+            .map_err(|e| fail(&mut child, failed(e.to_string())))?;
         let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
         let w = Arc::new(Worker {
             pid,
@@ -487,10 +512,10 @@ impl WorkerModule {
         std::thread::Builder::new()
             .name(format!("cmodule-w{pid}"))
             .spawn(move || {
-                drop(queued);
                 while let Ok(buf) = out_rx.recv() {
                     let Some(w) = ww.upgrade() else { break };
-                    if lock(&w.writer).write_all(&buf).is_err() {
+                    if let Err(e) = lock(&w.writer).write_all(&buf) {
+                        w.kill(format!("killed: cannot write to it: {e}"));
                         break;
                     }
                 }
@@ -552,6 +577,10 @@ impl SecurityModule for WorkerModule {
             if live.dead {
                 return WORKER_GONE;
             }
+            // Forget transactions whose End returned 0 on an abort and whose
+            // late Complete never came, once the server dropped them.
+            live.txs
+                .retain(|h, t| !t.end_returned || t.host.get_info(*h).is_ok());
             live.txs.insert(
                 hport,
                 TxState {
@@ -595,6 +624,16 @@ impl SecurityModule for WorkerModule {
             }
         }
         code
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Normally reaped by `died` already; this covers a worker whose
+        // threads could not be started.
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

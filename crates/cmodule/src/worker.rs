@@ -16,7 +16,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use securityhost::consts::*;
-use securityhost::{BeginArgs, HPort, Host, ReceiveEvent, SecurityInfo, SecurityMessage, SecurityModule};
+use securityhost::{
+    BeginArgs, HPort, Host, ReceiveEvent, SecurityInfo, SecurityMessage, SecurityModule,
+};
 
 use crate::loader::CModule;
 use crate::protocol::{Frame, ProtocolError, read_frame};
@@ -49,12 +51,24 @@ fn adopt_socket(fd: RawFd) -> Result<UnixStream, WorkerError> {
     // SAFETY: getsockopt with a valid out-pointer and its length; fails
     // harmlessly on a descriptor that is not an open socket.
     let r1 = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&raw mut domain).cast(), &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&raw mut domain).cast(),
+            &mut len,
+        )
     };
     let mut len2 = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: as above.
     let r2 = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&raw mut ty).cast(), &mut len2)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&raw mut ty).cast(),
+            &mut len2,
+        )
     };
     if fd < 0 || r1 != 0 || r2 != 0 || domain != libc::AF_UNIX || ty != libc::SOCK_STREAM {
         return Err(WorkerError::NotASocket(fd));
@@ -80,16 +94,22 @@ pub fn run(module: &Path, fd: RawFd) -> Result<(), WorkerError> {
     let sock = adopt_socket(fd)?;
     let writer = Arc::new(Mutex::new(sock.try_clone().map_err(ProtocolError::Io)?));
     let send = |f: &Frame| -> Result<(), ProtocolError> {
-        lock(&writer).write_all(&f.encode()).map_err(ProtocolError::Io)
+        lock(&writer)
+            .write_all(&f.encode())
+            .map_err(ProtocolError::Io)
     };
     let m = match CModule::load(module) {
         Ok(m) => Arc::new(m),
         Err(e) => {
-            send(&Frame::LoadFailed { reason: e.to_string() })?;
+            send(&Frame::LoadFailed {
+                reason: e.to_string(),
+            })?;
             return Err(e.into());
         }
     };
-    send(&Frame::Ready { name: m.name().to_string() })?;
+    send(&Frame::Ready {
+        name: m.name().to_string(),
+    })?;
     let shared = Arc::new(Shared {
         writer: writer.clone(),
         next_id: AtomicU64::new(1),
@@ -117,17 +137,31 @@ pub fn run(module: &Path, fd: RawFd) -> Result<(), WorkerError> {
                     recv_buffer_size: recv_size as usize,
                     host: Arc::new(ProxyHost(shared.clone())),
                 };
-                std::thread::spawn(move || {
+                let s2 = shared.clone();
+                let r = std::thread::Builder::new().spawn(move || {
                     let code = m.begin(args);
-                    shared.post(&Frame::Returned { id, code });
+                    s2.post(&Frame::Returned { id, code });
                 });
+                if r.is_err() {
+                    shared.post(&Frame::Returned {
+                        id,
+                        code: crate::loader::ERROR_NOT_ENOUGH_MEMORY,
+                    });
+                }
             }
             Frame::End { id, hport } => {
                 let (m, shared) = (m.clone(), shared.clone());
-                std::thread::spawn(move || {
+                let s2 = shared.clone();
+                let r = std::thread::Builder::new().spawn(move || {
                     let code = m.end(HPort(hport));
-                    shared.post(&Frame::Returned { id, code });
+                    s2.post(&Frame::Returned { id, code });
                 });
+                if r.is_err() {
+                    shared.post(&Frame::Returned {
+                        id,
+                        code: crate::loader::ERROR_NOT_ENOUGH_MEMORY,
+                    });
+                }
             }
             Frame::Reply { id, .. } | Frame::Info { id, .. } => {
                 if let Some(w) = lock(&shared.waiting).remove(&id) {

@@ -36,8 +36,11 @@ fn fixture() -> &'static Fixture {
     static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let m = CModule::load(&build_module(dir.path(), "crates/cmodule/tests/modules/probe.c"))
-            .unwrap();
+        let m = CModule::load(&build_module(
+            dir.path(),
+            "crates/cmodule/tests/modules/probe.c",
+        ))
+        .unwrap();
         let cfg = Config {
             send_buffer_size: 48,
             recv_buffer_size: 40,

@@ -27,7 +27,11 @@ fn built() -> &'static Built {
         let dir = tempfile::tempdir().unwrap();
         let load = |src: &str| Arc::new(CModule::load(&build_module(dir.path(), src)).unwrap());
         let keys = dir.path().join("tokencard.keys");
-        std::fs::write(&keys, "# test keys\nalice 3132333435363738393031323334353637383930\n").unwrap();
+        std::fs::write(
+            &keys,
+            "# test keys\nalice 3132333435363738393031323334353637383930\n",
+        )
+        .unwrap();
         let pins = dir.path().join("pins");
         std::fs::write(&pins, "bob 4711\n").unwrap();
         // SAFETY-free: set before any module thread reads them (modules read
@@ -95,12 +99,19 @@ fn tokencard_denies_a_wrong_response_and_unknown_users() {
     d.input("alice\n");
     d.expect("Response: ");
     let good = token_response(b"12345678901234567890", &challenge(&d.text()));
-    let bad = if good == "000000" { "000001".to_string() } else { "000000".to_string() };
+    let bad = if good == "000000" {
+        "000001".to_string()
+    } else {
+        "000000".to_string()
+    };
     d.input(&format!("{bad}\r"));
     let (o, _) = d.finish();
     assert_eq!(
         o,
-        Outcome::Verdict(Verdict::Failure { user: "alice".into(), domain: "".into() })
+        Outcome::Verdict(Verdict::Failure {
+            user: "alice".into(),
+            domain: "".into()
+        })
     );
 
     // An unknown name gets a challenge too, then fails.
@@ -138,7 +149,10 @@ fn pin_grants_after_a_wrong_try_and_denies_after_three() {
         d.input("bob\r0000\r");
     }
     let (o, _) = d.finish();
-    assert!(matches!(o, Outcome::Verdict(Verdict::Failure { .. })), "{o:?}");
+    assert!(
+        matches!(o, Outcome::Verdict(Verdict::Failure { .. })),
+        "{o:?}"
+    );
 }
 
 /// Runs a misbehave command and returns the report lines it sent.
@@ -175,7 +189,11 @@ fn a_second_receive_gets_616_and_the_first_completes() {
     d.expect("R 600 616 0\r\n");
     d.input("Z");
     let (o, _) = d.finish();
-    assert!(d.text().ends_with(&format!("G 0 1 {}\r\n", b'Z')), "{}", d.text());
+    assert!(
+        d.text().ends_with(&format!("G 0 1 {}\r\n", b'Z')),
+        "{}",
+        d.text()
+    );
     assert!(o.granted().is_some());
 }
 
@@ -202,7 +220,9 @@ fn hang_up_while_pending_completes_the_receive_with_619_then_end() {
         o,
         Outcome::Aborted {
             cause: AbortCause::CallerHungUp,
-            late: Some(Ok(Verdict::Error { code: ERROR_PORT_DISCONNECTED }))
+            late: Some(Ok(Verdict::Error {
+                code: ERROR_PORT_DISCONNECTED
+            }))
         }
     );
     assert_eq!(d.ends, 1);
@@ -216,7 +236,16 @@ fn end_arriving_while_a_receive_is_pending() {
     let now = d.port.now();
     d.port.with(|tx, _| tx.abort(AbortCause::Shutdown, now));
     let (o, _) = d.finish();
-    assert!(matches!(o, Outcome::Aborted { cause: AbortCause::Shutdown, .. }), "{o:?}");
+    assert!(
+        matches!(
+            o,
+            Outcome::Aborted {
+                cause: AbortCause::Shutdown,
+                ..
+            }
+        ),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -256,14 +285,19 @@ fn a_module_that_never_completes_ends_at_the_dialog_time_limit() {
     d.advance(Duration::from_secs(121));
     d.until("End", |d| d.ends == 1);
     // Its End returns 0: the host waits the grace period for a late Complete.
-    d.until("End returned", |d| d.port.with(|tx, _| tx.poll_timeout()).is_some());
+    d.until("End returned", |d| {
+        d.port.with(|tx, _| tx.poll_timeout()).is_some()
+    });
     std::thread::sleep(Duration::from_millis(50));
     d.step();
     d.advance(Duration::from_secs(6));
     let (o, _) = d.finish();
     assert_eq!(
         o,
-        Outcome::Aborted { cause: AbortCause::DialogTimedOut, late: None }
+        Outcome::Aborted {
+            cause: AbortCause::DialogTimedOut,
+            late: None
+        }
     );
 }
 
@@ -277,7 +311,10 @@ fn a_stale_handle_is_601_after_end() {
     #[allow(unsafe_code)]
     // SAFETY: a valid out-pointer; the handle is stale so nothing is written.
     let r = unsafe {
-        cmodule::host::RasSecurityDialogGetInfo(h.0 as usize as cmodule::abi::Hport, info.as_mut_ptr())
+        cmodule::host::RasSecurityDialogGetInfo(
+            h.0 as usize as cmodule::abi::Hport,
+            info.as_mut_ptr(),
+        )
     };
     assert_eq!(r, ERROR_INVALID_PORT_HANDLE);
 }
@@ -299,7 +336,13 @@ fn load_errors_name_the_file_and_the_symbol() {
     let noend = build_module(dir.path(), "crates/cmodule/tests/modules/noend.c");
     let e = CModule::load(&noend).unwrap_err();
     assert!(
-        matches!(e, LoadError::MissingExport { symbol: "RasSecurityDialogEnd", .. }),
+        matches!(
+            e,
+            LoadError::MissingExport {
+                symbol: "RasSecurityDialogEnd",
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("noend.so") && e.to_string().contains("RasSecurityDialogEnd"));

@@ -99,7 +99,10 @@ fn tokencard_through_the_worker() {
     d.expect("Response: ");
     d.input("999999x\r");
     let (o, _) = d.finish();
-    assert!(matches!(o, Outcome::Verdict(Verdict::Failure { .. })), "{o:?}");
+    assert!(
+        matches!(o, Outcome::Verdict(Verdict::Failure { .. })),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -157,7 +160,11 @@ fn receive_rules_through_the_worker() {
     d.expect("R 600 616 0\r\n");
     d.input("Z");
     d.finish();
-    assert!(d.text().ends_with(&format!("G 0 1 {}\r\n", b'Z')), "{}", d.text());
+    assert!(
+        d.text().ends_with(&format!("G 0 1 {}\r\n", b'Z')),
+        "{}",
+        d.text()
+    );
 
     let mut d = Drive::start(m.clone(), cfg());
     d.input("timeout\r");
@@ -176,7 +183,9 @@ fn receive_rules_through_the_worker() {
         o,
         Outcome::Aborted {
             cause: AbortCause::CallerHungUp,
-            late: Some(Ok(Verdict::Error { code: ERROR_PORT_DISCONNECTED }))
+            late: Some(Ok(Verdict::Error {
+                code: ERROR_PORT_DISCONNECTED
+            }))
         }
     );
 }
@@ -201,7 +210,13 @@ fn never_completing_ends_at_the_time_limit_through_the_worker() {
     d.step();
     d.advance(Duration::from_secs(6));
     let (o, _) = d.finish();
-    assert_eq!(o, Outcome::Aborted { cause: AbortCause::DialogTimedOut, late: None });
+    assert_eq!(
+        o,
+        Outcome::Aborted {
+            cause: AbortCause::DialogTimedOut,
+            late: None
+        }
+    );
 }
 
 fn crash(cmd: &str, signal: &str) {
@@ -273,4 +288,31 @@ fn start_errors_name_the_file_and_symbol() {
     )
     .unwrap_err();
     assert!(matches!(e, StartError::Spawn { .. }), "{e}");
+}
+
+#[test]
+fn a_worker_that_breaks_the_protocol_is_killed() {
+    // A fake worker: Ready, then it reads the Begin request (29 bytes) and
+    // answers with an impossible length prefix. The supervisor appends
+    // `--module PATH --fd 3`, which `sh -c` takes as $0.. and ignores.
+    let script = r"printf '\006\000\000\000\001\001\000\000\000x' >&3; head -c 29 <&3 >/dev/null; printf '\377\377\377\377' >&3; exec sleep 5";
+    let m = WorkerModule::start(
+        WorkerCommand::new("/bin/sh").arg("-c").arg(script),
+        &so("pin"),
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    m.on_worker_death(|h, d| {
+        if let Some(p) = table().get(h) {
+            p.with(|tx, _| tx.module_defect(d));
+        }
+    });
+    let mut d = Drive::start(Arc::new(m), cfg());
+    let (o, _) = d.finish();
+    match &o {
+        Outcome::Defect(Defect::Other(text)) => {
+            assert!(text.contains("malformed frame"), "{text}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -581,7 +581,8 @@ mod tests {
 
     #[test]
     fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncdé", 6), (2, 4));
+        assert_eq!(line_col("ab\ncdé", 7), (2, 4));
+        assert_eq!(line_col("ab\ncdé", 6), (2, 3), "inside a character: its start");
         assert_eq!(line_col("", 10), (1, 1));
     }
 }

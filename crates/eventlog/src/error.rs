@@ -21,6 +21,13 @@ pub enum Error {
         /// The log file.
         path: PathBuf,
     },
+    /// The file can only be opened read-only (permissions, immutable flag,
+    /// read-only filesystem): no record could be written.
+    #[error("event log {path}: file is read-only, records cannot be written")]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+    },
     /// SQLite failed while doing `op` (open, migrate, append, query...).
     /// The source says why: disk full, read-only, locked, corrupt...
     #[error("event log {path}: {op} failed: {source}")]
@@ -100,7 +107,10 @@ impl Error {
     /// True if this error means records cannot currently be written (the
     /// server must refuse new callers rather than serve them unrecorded).
     pub fn is_write_failure(&self) -> bool {
-        matches!(self, Error::Sqlite { .. } | Error::Closed { .. })
+        matches!(
+            self,
+            Error::Sqlite { .. } | Error::Closed { .. } | Error::ReadOnly { .. }
+        )
     }
 
     /// SQLite's primary error code, if this came from SQLite.

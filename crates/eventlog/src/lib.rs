@@ -11,11 +11,15 @@
 //! - [`Reader`] answers [`Filter`] queries and `--follow` polling.
 //! - [`parse_time_arg`] reads `--since`/`--until` arguments.
 //!
+//! This crate does not echo records to `tracing`: the caller does, with
+//! [`Record::human_line`], once [`Writer::append`] has answered (so it can
+//! also say "unrecorded" when the append failed). The writer thread only
+//! logs its own failures.
+//!
 //! **Secrets never go in here.** Callers must not put passwords, OTPs, PPP
 //! secrets or anything typed at a hidden prompt in any field, `detail`
-//! included: the log is readable by operators, exported as JSON, and every
-//! committed record is also emitted through `tracing` (target
-//! `dialgate::event`, level INFO) as its [`Record::human_line`].
+//! included: the log is readable by operators, exported as JSON and echoed
+//! to the journal.
 
 /// The `time` crate this API uses (for [`time::OffsetDateTime`] values).
 pub use time;

@@ -171,6 +171,17 @@ impl EventLog {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path.as_path(), flags)
             .map_err(|e| sqlite(&path, "open", e))?;
+        // SQLite silently falls back to read-only when the file cannot be
+        // opened for writing; the writer must know now, not at the first
+        // append.
+        if conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| sqlite(&path, "open", e))?
+        {
+            return Err(Error::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
         setup_connection(&conn, &path, opts)?;
         migrate(&mut conn, &path)?;
         // A bigger page cache than SQLite's 2 MiB default keeps the index
@@ -853,14 +864,10 @@ fn commit_batch(
                 u64::try_from(ids.len()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
-            // Answer every caller first: a slow log sink must not delay them.
-            let mut recs = Vec::with_capacity(items.len());
-            for ((rec, reply), &id) in items.into_iter().zip(&ids) {
+            // Records are not logged here: the caller emits the human line
+            // (or, on failure, says what went unrecorded).
+            for ((_, reply), id) in items.into_iter().zip(ids) {
                 reply.send(Ok(id));
-                recs.push(rec);
-            }
-            for (rec, id) in recs.iter().zip(ids) {
-                tracing::info!(target: "dialgate::event", id, "{}", rec.display_human());
             }
         }
         Err(rusqlite::Error::SqliteFailure(code, msg)) => {

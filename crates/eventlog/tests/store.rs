@@ -536,6 +536,7 @@ fn a_full_disk_fails_appends_with_a_clear_error() {
     assert!(err.is_write_failure());
     assert_eq!(err.sqlite_code(), Some(rusqlite::ErrorCode::DiskFull));
     let msg = err.to_string();
+    eprintln!("disk full: {msg}");
     assert!(
         msg.contains("events.db") && msg.contains("append") && msg.contains("full"),
         "{msg}"
@@ -564,6 +565,7 @@ fn a_locked_database_fails_appends_then_recovers() {
     let err = w.append(full_dialog()).unwrap_err();
     assert!(err.is_write_failure());
     assert_eq!(err.sqlite_code(), Some(rusqlite::ErrorCode::DatabaseBusy));
+    eprintln!("locked: {err}");
     assert!(err.to_string().contains("locked"), "{err}");
     other.execute_batch("ROLLBACK").unwrap();
     w.append(full_dialog()).unwrap();
@@ -671,25 +673,33 @@ fn malformed_rows_are_reported_not_panicked_on() {
 // ---- crash test: a child process appends, the parent SIGKILLs it ----
 
 const CHILD_ENV: &str = "EVENTLOG_TEST_CRASH_CHILD_DB";
+const CHILD_MODE_ENV: &str = "EVENTLOG_TEST_CRASH_CHILD_MODE";
+const CHILD_THREADS: usize = 4;
 
 /// Not a test by itself: the body of the child process of
 /// `records_survive_sigkill`. Ignored, and a no-op without its variable.
+///
+/// Mode `stream`: four threads append as fast as they can, printing each id
+/// once `append` returned. Mode `one`: each thread appends one record,
+/// prints it, then idles until killed (so a record acknowledged before its
+/// COMMIT would be lost for sure).
 #[test]
 #[ignore = "helper process for records_survive_sigkill"]
 fn crash_child_helper() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
+    let one = std::env::var(CHILD_MODE_ENV).is_ok_and(|m| m == "one");
     let log = EventLog::open(&path).unwrap();
     let t0 = datetime!(2026-11-24 10:00:00 UTC);
     let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
     std::thread::scope(|s| {
-        for th in 0..4 {
+        for th in 0..CHILD_THREADS {
             let w = log.writer();
             s.spawn(move || {
                 let mut i = 0u32;
-                while std::time::Instant::now() < deadline {
-                    let tag = format!("c{th}-{i}");
+                while std::time::Instant::now() < deadline && !(one && i == 1) {
+                    let tag = format!("c{th}-{i}-{}", std::process::id());
                     let mut r = dialog(t0, "telnet0", &tag, Outcome::Success);
                     r.detail = Some(tag.clone());
                     let id = w.append(r).unwrap();
@@ -700,13 +710,18 @@ fn crash_child_helper() {
                     out.flush().unwrap();
                     i += 1;
                 }
+                while std::time::Instant::now() < deadline {
+                    std::thread::sleep(StdDuration::from_millis(50));
+                }
             });
         }
     });
 }
 
-fn spawn_child(path: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
+/// Runs the child in `mode`, SIGKILLs it once it has claimed `kill_after`
+/// records, and returns every record it claimed.
+fn crash_child(path: &Path, mode: &str, kill_after: usize) -> Vec<(i64, String)> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "crash_child_helper",
             "--exact",
@@ -715,49 +730,55 @@ fn spawn_child(path: &Path) -> std::process::Child {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, path)
+        .env(CHILD_MODE_ENV, mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("APPENDED ") {
+                let mut it = rest.split(' ');
+                let id: i64 = it.next().unwrap().parse().unwrap();
+                let tag = it.next().unwrap().to_owned();
+                if tx.send((id, tag)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut claimed = Vec::new();
+    while claimed.len() < kill_after {
+        let got = rx.recv_timeout(StdDuration::from_secs(30));
+        if got.is_err() {
+            let _ = child.kill();
+        }
+        claimed.push(got.expect("the child appends"));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    reader.join().unwrap();
+    claimed.extend(rx.try_iter());
+    claimed
 }
 
 #[test]
 fn records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);
-    let mut claimed: Vec<(i64, String)> = Vec::new();
-    for round in 0..2 {
-        let mut child = spawn_child(&path);
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("APPENDED ") {
-                    let mut it = rest.split(' ');
-                    let id: i64 = it.next().unwrap().parse().unwrap();
-                    let tag = it.next().unwrap().to_owned();
-                    if tx.send((id, tag)).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let mut seen = 0;
-        while seen < 300 + round * 100 {
-            let got = rx
-                .recv_timeout(StdDuration::from_secs(30))
-                .expect("the child appends");
-            claimed.push(got);
-            seen += 1;
-        }
-        // SIGKILL mid-stream: appends are in flight in four threads.
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(!status.success());
-        reader.join().unwrap();
-        claimed.extend(rx.try_iter());
-    }
+    let mut claimed = Vec::new();
+    // Killed mid-stream, with appends in flight in four threads...
+    claimed.extend(crash_child(&path, "stream", 300));
+    claimed.extend(crash_child(&path, "stream", 400));
+    // ...and killed right after append returned, the writer idle.
+    let last = crash_child(&path, "one", CHILD_THREADS);
+    assert_eq!(last.len(), CHILD_THREADS);
+    claimed.extend(last);
+
     let log = EventLog::open(&path).unwrap();
     let stored = log.query(&Filter::default()).unwrap();
     let by_id: std::collections::HashMap<i64, &Record> =
@@ -774,4 +795,65 @@ fn records_survive_sigkill() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+}
+
+/// Makes files immutable (`chattr +i`, which stops even root) and undoes it
+/// on drop so the temp dir can be removed.
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    /// `None` if this system cannot (no chattr, not root, filesystem without
+    /// the flag).
+    fn set(paths: &[PathBuf]) -> Option<Immutable> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .args(paths)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let guard = Immutable(paths.to_vec());
+        ok.then_some(guard)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").args(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_file_fails_appends_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let log = EventLog::open(&path).unwrap();
+    let w = log.writer();
+    w.append(full_dialog()).unwrap();
+    let wal = dir.path().join("events.db-wal");
+    assert!(wal.exists());
+    let Some(guard) = Immutable::set(&[path.clone(), wal]) else {
+        eprintln!("SKIPPED: chattr +i is not available here (needs root and ext4-like fs)");
+        return;
+    };
+    let err = w.append(full_dialog()).unwrap_err();
+    assert!(err.is_write_failure(), "{err}");
+    let msg = err.to_string();
+    eprintln!("read-only: {msg}");
+    assert!(
+        msg.contains("events.db") && msg.contains("append failed"),
+        "{msg}"
+    );
+    // Opening a second log on the read-only file fails clearly too.
+    drop(log);
+    let e = EventLog::open(&path).unwrap_err();
+    eprintln!("read-only at open: {e}");
+    assert!(matches!(e, Error::ReadOnly { .. }), "{e}");
+    assert!(e.to_string().contains("events.db"), "{e}");
+    // The CLI can still read it.
+    assert_eq!(Reader::open_existing(&path).unwrap().count().unwrap(), 1);
+    // Writable again: the log works and nothing half-written shows up.
+    drop(guard);
+    let log = EventLog::open(&path).unwrap();
+    log.writer().append(full_dialog()).unwrap();
+    assert_eq!(log.reader().count().unwrap(), 2);
 }

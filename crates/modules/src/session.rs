@@ -104,6 +104,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A session outside any task table (for measuring dialog futures).
+    #[cfg(test)]
+    pub(crate) fn detached(args: &BeginArgs) -> Session {
+        Session {
+            dialog: Dialog::new(args),
+            completed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     fn mark(&self) {
         self.completed.store(true, Ordering::SeqCst);
     }

@@ -906,6 +906,14 @@ mod tests {
     }
 
     #[test]
+    fn default_params_are_within_the_load_limits() {
+        let h = hash_password(b"pw", Argon2Params::default()).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        let (_, p) = parse_hash(&h).unwrap();
+        assert_eq!(p, Argon2Params::default());
+    }
+
+    #[test]
     fn dummy_never_matches_and_uses_the_most_common_params() {
         let cheap = Argon2Params {
             m_cost_kib: 8,

@@ -403,3 +403,45 @@ impl From<ReadError> for Stop {
         Stop::Read(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use securityhost::{Config, Port, SystemClock};
+
+    /// An idle dialog is one task whose state is this future (plus the
+    /// reader's line buffer and the last Receive's bytes on the heap): keep
+    /// it small, for the 16 KiB-per-idle-dialog target.
+    #[test]
+    fn an_idle_dialog_is_small() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = std::env::temp_dir();
+        let m = UsersModule::new(
+            rt.handle().clone(),
+            UsersOptions {
+                users_file: dir.join("none.toml"),
+                ..UsersOptions::default()
+            },
+        )
+        .unwrap();
+        let port = Port::new(
+            HPort(9),
+            Config::default(),
+            "t",
+            Arc::new(SystemClock),
+            Box::new(|| {}),
+        );
+        let args = BeginArgs {
+            hport: HPort(9),
+            send_buffer_size: 1024,
+            recv_buffer_size: 1024,
+            host: port.host(),
+        };
+        let db = Arc::new(UsersDb::parse("", std::path::Path::new("t")).unwrap());
+        let fut = m.inner.dialog(Session::detached(&args), db);
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 4096, "dialog future is {size} bytes");
+    }
+}

@@ -244,6 +244,13 @@ impl PtyStream {
     pub fn caller_gone(&self) -> bool {
         self.hung_up
     }
+
+    /// Take the master descriptor out of tokio (e.g. to give it to a child
+    /// process as stdin/stdout). It stays non-blocking. `None` if already
+    /// closed.
+    pub fn into_fd(mut self) -> Option<OwnedFd> {
+        self.fd.take().map(AsyncFd::into_inner)
+    }
 }
 
 fn closed() -> io::Error {

@@ -71,9 +71,15 @@ async fn accept_waits_for_the_slave_to_open() {
     assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
 
     // The re-armed pty serves the next caller.
-    let _slave2 = open_slave(&link);
+    let mut slave2 = open_slave(&link);
     let s2 = timeout(T, port.accept()).await.unwrap().unwrap();
     assert_eq!(s2.slave_path(), second);
+    // The master can leave tokio, e.g. for a child process.
+    let mut master = std::fs::File::from(s2.into_fd().unwrap());
+    master.write_all(b"bye").unwrap();
+    let mut got = [0u8; 3];
+    slave2.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"bye");
     drop(port);
     assert!(
         std::fs::symlink_metadata(&link).is_err(),

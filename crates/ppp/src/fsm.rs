@@ -712,8 +712,7 @@ impl<N: Negotiator> Fsm<N> {
         self.out.push_back(build_packet(Code::CodeReject, id, echo));
     }
 
-    fn set_state(&mut self, now: Instant, s: State) {
-        let _ = now;
+    fn set_state(&mut self, s: State) {
         self.state = s;
         if !s.has_timer() {
             self.timer = None;
@@ -967,7 +966,7 @@ impl<N: Negotiator> Fsm<N> {
             // RXR: ser in Opened is done by the owner (Received::Extended).
             (Event::Rxr, _) => s,
         };
-        self.set_state(now, next);
+        self.set_state(next);
     }
 }
 

@@ -772,3 +772,45 @@ fn mschapv2_domain_user_hashes_only_the_user_part() {
     );
     assert_eq!(succeeded(&s.p_events), 1);
 }
+
+#[test]
+fn different_response_while_verifying_is_refused() {
+    for proto in [AuthProtocol::ChapMd5, AuthProtocol::MsChapV2] {
+        let now = Instant::now();
+        let mut a = Authenticator::new(proto, AuthenticatorConfig::new([21; 32])).unwrap();
+        a.start(now);
+        let ch = a.poll_transmit().unwrap();
+        let mut p1 = Peer::new(proto, PeerConfig::new(b"alice", "s3cret", [22; 32])).unwrap();
+        let mut p2 = Peer::new(proto, PeerConfig::new(b"mallory", "x", [23; 32])).unwrap();
+        p1.start(now);
+        p2.start(now);
+        p1.handle_packet(now, &ch).unwrap();
+        p2.handle_packet(now, &ch).unwrap();
+        let r1 = p1.poll_transmit().unwrap();
+        let r2 = p2.poll_transmit().unwrap();
+        a.handle_packet(now, &r1).unwrap();
+        assert!(matches!(a.poll_event(), Some(Event::Verify(_))));
+        // The same Response again is absorbed; another one is refused.
+        assert_eq!(a.handle_packet(now, &r1), Ok(()));
+        assert!(matches!(
+            a.handle_packet(now, &r2),
+            Err(AuthError::Unexpected(_))
+        ));
+        assert!(a.poll_event().is_none());
+        assert!(a.poll_transmit().is_none());
+        assert!(a.verification_pending());
+    }
+}
+
+#[test]
+fn timer_intervals_are_bounded() {
+    let mut cfg = AuthenticatorConfig::new([0; 32]);
+    cfg.restart_interval = Duration::ZERO;
+    assert!(Authenticator::new(AuthProtocol::ChapMd5, cfg).is_err());
+    let mut cfg = AuthenticatorConfig::new([0; 32]);
+    cfg.rechallenge_interval = Some(Duration::MAX);
+    assert!(Authenticator::new(AuthProtocol::ChapMd5, cfg).is_err());
+    let mut cfg = PeerConfig::new(b"u", "p", [0; 32]);
+    cfg.timeout = Duration::from_secs(86_401);
+    assert!(Peer::new(AuthProtocol::MsChapV2, cfg).is_err());
+}

@@ -123,7 +123,9 @@ impl Drive {
             self.port.with(|tx, now| tx.end_returned(code, now));
         }
         loop {
-            let (out, action) = self.port.with(|tx, _| (tx.poll_transmit(), tx.poll_action()));
+            let (out, action) = self
+                .port
+                .with(|tx, _| (tx.poll_transmit(), tx.poll_action()));
             if let Some(o) = out {
                 self.out.extend(o);
             }
@@ -156,7 +158,11 @@ impl Drive {
                 self.outcome
             );
             let g = self.wake.0.lock().unwrap();
-            let _ = self.wake.1.wait_timeout(g, Duration::from_millis(5)).unwrap();
+            let _ = self
+                .wake
+                .1
+                .wait_timeout(g, Duration::from_millis(5))
+                .unwrap();
         }
     }
 
@@ -205,8 +211,14 @@ pub fn token_response(key: &[u8], challenge: &str) -> String {
     k[..key.len()].copy_from_slice(key);
     let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
     let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha1::new().chain_update(&ipad).chain_update(challenge.as_bytes()).finalize();
-    let mac = Sha1::new().chain_update(&opad).chain_update(inner).finalize();
+    let inner = Sha1::new()
+        .chain_update(&ipad)
+        .chain_update(challenge.as_bytes())
+        .finalize();
+    let mac = Sha1::new()
+        .chain_update(&opad)
+        .chain_update(inner)
+        .finalize();
     let off = usize::from(mac[19] & 0x0f);
     let bin = u32::from_be_bytes([mac[off] & 0x7f, mac[off + 1], mac[off + 2], mac[off + 3]]);
     format!("{:06}", bin % 1_000_000)

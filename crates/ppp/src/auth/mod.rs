@@ -578,8 +578,32 @@ impl AuthenticatorConfig {
         if self.success_message.len() > 1000 {
             return Err(AuthError::Misuse("success message longer than 1000 octets"));
         }
+        check_interval(
+            self.restart_interval,
+            "restart_interval must be within 0 < d <= 1 day",
+        )?;
+        check_interval(
+            self.pap_timeout,
+            "pap_timeout must be within 0 < d <= 1 day",
+        )?;
+        if let Some(d) = self.rechallenge_interval {
+            check_interval(d, "rechallenge_interval must be within 0 < d <= 1 day")?;
+        }
         Ok(())
     }
+}
+
+/// Longest timer interval we accept (one day): keeps `Instant` arithmetic
+/// far from overflow.
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// Timer intervals must be positive (a zero restart timer would spin) and
+/// at most [`MAX_INTERVAL`].
+fn check_interval(d: Duration, error: &'static str) -> Result<(), AuthError> {
+    if d.is_zero() || d > MAX_INTERVAL {
+        return Err(AuthError::Misuse(error));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for AuthenticatorConfig {
@@ -756,7 +780,9 @@ enum AuthenticatorInner {
 impl Authenticator {
     /// A new authenticator for `protocol`. Nothing is sent before
     /// [`start`](Self::start). Fails with [`AuthError::Misuse`] on a bad
-    /// configuration.
+    /// configuration (a zero count, a challenge length outside 1..=255, a
+    /// name or message above 1000 octets, a timer interval of 0 or above
+    /// one day).
     pub fn new(protocol: AuthProtocol, config: AuthenticatorConfig) -> Result<Self, AuthError> {
         config.validate()?;
         let inner = match protocol {
@@ -896,8 +922,8 @@ enum PeerInner {
 impl Peer {
     /// A new peer for `protocol`. Nothing is sent before
     /// [`start`](Self::start). Fails with [`AuthError::Misuse`] if the user
-    /// name (or, for PAP, the password) is longer than 255 octets or
-    /// `max_transmits` is 0.
+    /// name (or, for PAP, the password) is longer than 255 octets,
+    /// `max_transmits` is 0, or a timer interval is 0 or above one day.
     pub fn new(protocol: AuthProtocol, config: PeerConfig) -> Result<Self, AuthError> {
         if config.max_transmits == 0 {
             return Err(AuthError::Misuse("max_transmits must be at least 1"));
@@ -905,6 +931,11 @@ impl Peer {
         if config.user.len() > 255 {
             return Err(AuthError::Misuse("user name longer than 255 octets"));
         }
+        check_interval(
+            config.restart_interval,
+            "restart_interval must be within 0 < d <= 1 day",
+        )?;
+        check_interval(config.timeout, "timeout must be within 0 < d <= 1 day")?;
         let inner = match protocol {
             AuthProtocol::Pap => PeerInner::Pap(pap::PapPeer::new(config)?),
             AuthProtocol::ChapMd5 | AuthProtocol::MsChapV2 => {
