@@ -239,19 +239,32 @@ async fn sleep_opt(t: Option<tokio::time::Instant>) {
 pub fn dialog_record(rt: &GroupRuntime, who: &CallerId, r: &DialogResult) -> eventlog::Record {
     use eventlog::{Kind, Outcome as O};
     let (outcome, msg_id, error, user, domain, mut detail) = match &r.outcome {
-        Outcome::Verdict(Verdict::Success { user, domain }) => {
-            (O::Success, Some(1), None, Some(user.clone()), Some(domain.clone()), None)
-        }
-        Outcome::Verdict(Verdict::Failure { user, domain }) => {
-            (O::Failure, Some(2), None, Some(user.clone()), Some(domain.clone()), None)
-        }
+        Outcome::Verdict(Verdict::Success { user, domain }) => (
+            O::Success,
+            Some(1),
+            None,
+            Some(user.clone()),
+            Some(domain.clone()),
+            None,
+        ),
+        Outcome::Verdict(Verdict::Failure { user, domain }) => (
+            O::Failure,
+            Some(2),
+            None,
+            Some(user.clone()),
+            Some(domain.clone()),
+            None,
+        ),
         Outcome::Verdict(Verdict::Error { code }) => (
             O::Error,
             Some(3),
             Some(*code),
             None,
             None,
-            Some(format!("dwError {code} ({})", securityhost::consts::error_name(*code))),
+            Some(format!(
+                "dwError {code} ({})",
+                securityhost::consts::error_name(*code)
+            )),
         ),
         Outcome::Defect(d) => (O::ModuleDefect, None, None, None, None, Some(d.to_string())),
         Outcome::BeginFailed(code) => (
@@ -272,7 +285,14 @@ pub fn dialog_record(rt: &GroupRuntime, who: &CallerId, r: &DialogResult) -> eve
                 Ok(v) => format!("; module completed late with {:?}", v.msg_id()),
                 Err(d) => format!("; module completed late with a defect: {d}"),
             });
-            (o, None, None, None, None, Some(format!("{}{}", cause.as_str(), late.unwrap_or_default())))
+            (
+                o,
+                None,
+                None,
+                None,
+                None,
+                Some(format!("{}{}", cause.as_str(), late.unwrap_or_default())),
+            )
         }
     };
     if !r.defects.is_empty() {

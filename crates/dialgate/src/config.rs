@@ -263,7 +263,12 @@ pub fn load(path: Option<&Path>, data_dir: &Path) -> Result<Config, ConfigError>
                 at: None,
                 message: format!("cannot read: {e}"),
             })?;
-            parse(&text, &p.display().to_string(), data_dir, Some(p.to_path_buf()))
+            parse(
+                &text,
+                &p.display().to_string(),
+                data_dir,
+                Some(p.to_path_buf()),
+            )
         }
         None => parse(DEFAULT_CONFIG, "<embedded defaults>", data_dir, None),
     }
@@ -278,10 +283,10 @@ pub fn parse(
 ) -> Result<Config, ConfigError> {
     let cx = Ctx { file, text };
     let raw: RawConfig = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().trim()))?;
-    let data_dir = raw
-        .data_dir
-        .as_ref()
-        .map_or_else(|| default_data_dir.to_path_buf(), |d| PathBuf::from(d.get_ref()));
+    let data_dir = raw.data_dir.as_ref().map_or_else(
+        || default_data_dir.to_path_buf(),
+        |d| PathBuf::from(d.get_ref()),
+    );
     let under = |v: &Option<Spanned<String>>, default: &str| -> PathBuf {
         match v {
             Some(s) => data_dir.join(s.get_ref()),
@@ -298,11 +303,18 @@ pub fn parse(
     for g in &raw.group {
         let group = check_group(&cx, g.get_ref(), &data_dir)?;
         if groups.iter().any(|o| o.name == group.name) {
-            return Err(cx.at(&g.get_ref().name, format!("a second group named `{}`", group.name)));
+            return Err(cx.at(
+                &g.get_ref().name,
+                format!("a second group named `{}`", group.name),
+            ));
         }
         if let Some(other) = groups.iter().find(|o| same_endpoint(&o.kind, &group.kind)) {
             return Err(cx.at(
-                g.get_ref().listen.as_ref().or(g.get_ref().link.as_ref()).unwrap_or(&g.get_ref().kind),
+                g.get_ref()
+                    .listen
+                    .as_ref()
+                    .or(g.get_ref().link.as_ref())
+                    .unwrap_or(&g.get_ref().kind),
                 format!("group `{}` already uses this address", other.name),
             ));
         }
@@ -328,7 +340,13 @@ fn same_endpoint(a: &PortKind, b: &PortKind) -> bool {
     }
 }
 
-fn positive(cx: &Ctx<'_>, v: &Option<Spanned<i64>>, default: usize, max: usize, what: &str) -> Result<usize, ConfigError> {
+fn positive(
+    cx: &Ctx<'_>,
+    v: &Option<Spanned<i64>>,
+    default: usize,
+    max: usize,
+    what: &str,
+) -> Result<usize, ConfigError> {
     match v {
         None => Ok(default),
         Some(s) => {
@@ -342,13 +360,21 @@ fn positive(cx: &Ctx<'_>, v: &Option<Spanned<i64>>, default: usize, max: usize, 
     }
 }
 
-fn duration(cx: &Ctx<'_>, v: &Option<Spanned<RawDuration>>, default: Duration, what: &str) -> Result<Duration, ConfigError> {
+fn duration(
+    cx: &Ctx<'_>,
+    v: &Option<Spanned<RawDuration>>,
+    default: Duration,
+    what: &str,
+) -> Result<Duration, ConfigError> {
     let Some(s) = v else { return Ok(default) };
     let d = match s.get_ref() {
         RawDuration::Secs(n) if *n >= 0 => Duration::from_secs(*n as u64),
         RawDuration::Secs(n) => return Err(cx.at(s, format!("{what} cannot be negative ({n})"))),
         RawDuration::Text(t) => parse_duration(t).ok_or_else(|| {
-            cx.at(s, format!("{what}: `{t}` is not a duration (use seconds, or 90s, 2m, 1h)"))
+            cx.at(
+                s,
+                format!("{what}: `{t}` is not a duration (use seconds, or 90s, 2m, 1h)"),
+            )
         })?,
     };
     if d.is_zero() {
@@ -391,26 +417,63 @@ pub fn parse_duration(t: &str) -> Option<Duration> {
 
 fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, ConfigError> {
     let name = g.name.get_ref().clone();
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(cx.at(&g.name, "a group name is 1 to 64 letters, digits, `-`, `_` or `.`"));
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(cx.at(
+            &g.name,
+            "a group name is 1 to 64 letters, digits, `-`, `_` or `.`",
+        ));
     }
     let addr = |s: &Option<Spanned<String>>| -> Result<SocketAddr, ConfigError> {
-        let s = s.as_ref().ok_or_else(|| cx.at(&g.kind, format!("a `{}` group needs `listen = \"ADDRESS:PORT\"`", g.kind.get_ref())))?;
-        s.get_ref()
-            .parse::<SocketAddr>()
-            .map_err(|_| cx.at(s, format!("`{}` is not an address:port (for example 127.0.0.1:2323)", s.get_ref())))
+        let s = s.as_ref().ok_or_else(|| {
+            cx.at(
+                &g.kind,
+                format!(
+                    "a `{}` group needs `listen = \"ADDRESS:PORT\"`",
+                    g.kind.get_ref()
+                ),
+            )
+        })?;
+        s.get_ref().parse::<SocketAddr>().map_err(|_| {
+            cx.at(
+                s,
+                format!(
+                    "`{}` is not an address:port (for example 127.0.0.1:2323)",
+                    s.get_ref()
+                ),
+            )
+        })
     };
     let kind = match g.kind.get_ref().as_str() {
         "tcp" => PortKind::Tcp(addr(&g.listen)?),
         "telnet" => PortKind::Telnet(addr(&g.listen)?),
         "pty" => {
-            let link = g.link.as_ref().ok_or_else(|| cx.at(&g.kind, "a `pty` group needs `link = \"/path/callers/open\"`"))?;
+            let link = g.link.as_ref().ok_or_else(|| {
+                cx.at(
+                    &g.kind,
+                    "a `pty` group needs `link = \"/path/callers/open\"`",
+                )
+            })?;
             if let Some(l) = &g.listen {
-                return Err(cx.at(l, "`listen` is for tcp and telnet groups; a pty group has `link`"));
+                return Err(cx.at(
+                    l,
+                    "`listen` is for tcp and telnet groups; a pty group has `link`",
+                ));
             }
-            PortKind::Pty { link: PathBuf::from(link.get_ref()) }
+            PortKind::Pty {
+                link: PathBuf::from(link.get_ref()),
+            }
         }
-        other => return Err(cx.at(&g.kind, format!("unknown port kind `{other}` (tcp, telnet or pty)"))),
+        other => {
+            return Err(cx.at(
+                &g.kind,
+                format!("unknown port kind `{other}` (tcp, telnet or pty)"),
+            ));
+        }
     };
     if matches!(kind, PortKind::Tcp(_) | PortKind::Telnet(_))
         && let Some(l) = &g.link
@@ -418,7 +481,13 @@ fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, Con
         return Err(cx.at(l, "`link` is for pty groups"));
     }
     let pty = matches!(kind, PortKind::Pty { .. });
-    let max_callers = positive(cx, &g.max_callers, if pty { 1 } else { 64 }, 100_000, "max_callers")?;
+    let max_callers = positive(
+        cx,
+        &g.max_callers,
+        if pty { 1 } else { 64 },
+        100_000,
+        "max_callers",
+    )?;
     if pty
         && max_callers != 1
         && let Some(m) = &g.max_callers
@@ -427,11 +496,28 @@ fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, Con
     }
     let defaults = securityhost::Config::default();
     let transaction = securityhost::Config {
-        send_buffer_size: positive(cx, &g.send_buffer, defaults.send_buffer_size, 65535, "send_buffer")?,
-        recv_buffer_size: positive(cx, &g.recv_buffer, defaults.recv_buffer_size, 65535, "recv_buffer")?,
+        send_buffer_size: positive(
+            cx,
+            &g.send_buffer,
+            defaults.send_buffer_size,
+            65535,
+            "send_buffer",
+        )?,
+        recv_buffer_size: positive(
+            cx,
+            &g.recv_buffer,
+            defaults.recv_buffer_size,
+            65535,
+            "recv_buffer",
+        )?,
         backlog_max: positive(cx, &g.backlog, defaults.backlog_max, 1 << 20, "backlog")?,
         transmit_max: defaults.transmit_max,
-        dialog_time_limit: duration(cx, &g.dialog_time_limit, defaults.dialog_time_limit, "dialog_time_limit")?,
+        dialog_time_limit: duration(
+            cx,
+            &g.dialog_time_limit,
+            defaults.dialog_time_limit,
+            "dialog_time_limit",
+        )?,
         grace: duration(cx, &g.end_grace, defaults.grace, "end_grace")?,
     };
     let module = check_module(cx, g.module.get_ref(), data_dir)?;
@@ -447,26 +533,52 @@ fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, Con
             let h = h.get_ref();
             match h.kind.get_ref().as_str() {
                 "exec" => {
-                    let p = h.program.as_ref().ok_or_else(|| cx.at(&h.kind, "an `exec` hand-off needs `program`"))?;
+                    let p = h
+                        .program
+                        .as_ref()
+                        .ok_or_else(|| cx.at(&h.kind, "an `exec` hand-off needs `program`"))?;
                     let program = PathBuf::from(p.get_ref());
                     if !program.is_absolute() {
                         return Err(cx.at(p, "`program` must be an absolute path"));
                     }
-                    Handoff::Exec { program, args: h.args.clone() }
+                    Handoff::Exec {
+                        program,
+                        args: h.args.clone(),
+                    }
                 }
-                "ppp" => return Err(cx.at(&h.kind, "the `ppp` hand-off is not available in this version (use `exec`)")),
-                other => return Err(cx.at(&h.kind, format!("unknown hand-off kind `{other}` (exec)"))),
+                "ppp" => {
+                    return Err(cx.at(
+                        &h.kind,
+                        "the `ppp` hand-off is not available in this version (use `exec`)",
+                    ));
+                }
+                other => {
+                    return Err(cx.at(&h.kind, format!("unknown hand-off kind `{other}` (exec)")));
+                }
             }
         }
     };
-    Ok(Group { name, kind, max_callers, module, handoff, transaction })
+    Ok(Group {
+        name,
+        kind,
+        max_callers,
+        module,
+        handoff,
+        transaction,
+    })
 }
 
 fn check_module(cx: &Ctx<'_>, m: &RawModule, data_dir: &Path) -> Result<ModuleConfig, ConfigError> {
     let tries = positive(cx, &m.tries, 3, 20, "tries")? as u32;
     let reject = |f: &Option<Spanned<String>>, what: &str| -> Result<(), ConfigError> {
         match f {
-            Some(s) => Err(cx.at(s, format!("`{what}` does not apply to the `{}` module", m.kind.get_ref()))),
+            Some(s) => Err(cx.at(
+                s,
+                format!(
+                    "`{what}` does not apply to the `{}` module",
+                    m.kind.get_ref()
+                ),
+            )),
             None => Ok(()),
         }
     };
@@ -474,20 +586,39 @@ fn check_module(cx: &Ctx<'_>, m: &RawModule, data_dir: &Path) -> Result<ModuleCo
         "users" => {
             reject(&m.user, "user")?;
             reject(&m.pin_file, "pin_file")?;
-            let domain = m.domain.as_ref().map(|d| d.get_ref().clone()).unwrap_or_default();
+            let domain = m
+                .domain
+                .as_ref()
+                .map(|d| d.get_ref().clone())
+                .unwrap_or_default();
             if domain.len() > securityhost::consts::DNLEN {
-                return Err(cx.at(m.domain.as_ref().unwrap_or(&m.kind), "domain is at most 15 bytes"));
+                return Err(cx.at(
+                    m.domain.as_ref().unwrap_or(&m.kind),
+                    "domain is at most 15 bytes",
+                ));
             }
             Ok(ModuleConfig::Users {
                 banner: m.banner.clone().unwrap_or_default(),
                 tries,
-                prompt_timeout: duration(cx, &m.prompt_timeout, Duration::from_secs(60), "prompt_timeout")?.as_secs() as u32,
+                prompt_timeout: duration(
+                    cx,
+                    &m.prompt_timeout,
+                    Duration::from_secs(60),
+                    "prompt_timeout",
+                )?
+                .as_secs() as u32,
                 domain,
             })
         }
         "pin" => {
-            let user = m.user.as_ref().ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `user`"))?;
-            let pin_file = m.pin_file.as_ref().ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `pin_file`"))?;
+            let user = m
+                .user
+                .as_ref()
+                .ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `user`"))?;
+            let pin_file = m
+                .pin_file
+                .as_ref()
+                .ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `pin_file`"))?;
             Ok(ModuleConfig::Pin {
                 user: user.get_ref().clone(),
                 pin_file: data_dir.join(pin_file.get_ref()),
@@ -510,7 +641,10 @@ mod tests {
     fn embedded_defaults_parse() {
         let c = parse(DEFAULT_CONFIG, "<embedded defaults>", Path::new("/d"), None).unwrap();
         assert_eq!(c.groups.len(), 1);
-        assert_eq!(c.groups[0].kind, PortKind::Telnet("127.0.0.1:2323".parse().unwrap()));
+        assert_eq!(
+            c.groups[0].kind,
+            PortKind::Telnet("127.0.0.1:2323".parse().unwrap())
+        );
         assert_eq!(c.event_log, Path::new("/d/events.sqlite"));
     }
 
@@ -570,7 +704,12 @@ mod tests {
         let text = "[[group]]\nname = \"modem0\"\nkind = \"pty\"\nlink = \"/run/dg/pty0\"\ndialog_time_limit = \"30s\"\nrecv_buffer = 64\n[group.module]\nkind = \"users\"\ntries = 2\n";
         let c = p(text).unwrap();
         let g = &c.groups[0];
-        assert_eq!(g.kind, PortKind::Pty { link: "/run/dg/pty0".into() });
+        assert_eq!(
+            g.kind,
+            PortKind::Pty {
+                link: "/run/dg/pty0".into()
+            }
+        );
         assert_eq!(g.max_callers, 1);
         assert_eq!(g.transaction.dialog_time_limit, Duration::from_secs(30));
         assert_eq!(g.transaction.recv_buffer_size, 64);
@@ -582,7 +721,11 @@ mod tests {
     #[test]
     fn line_col_counts_characters() {
         assert_eq!(line_col("ab\ncdé", 7), (2, 4));
-        assert_eq!(line_col("ab\ncdé", 6), (2, 3), "inside a character: its start");
+        assert_eq!(
+            line_col("ab\ncdé", 6),
+            (2, 3),
+            "inside a character: its start"
+        );
         assert_eq!(line_col("", 10), (1, 1));
     }
 }

@@ -122,7 +122,10 @@ pub fn main(cfg: &Config, args: LogArgs) -> ExitCode {
             }
         };
     }
-    let follow = Filter { limit: Some(1000), ..f };
+    let follow = Filter {
+        limit: Some(1000),
+        ..f
+    };
     loop {
         let _ = out.flush();
         match reader.follow(last, &follow) {

@@ -46,11 +46,20 @@ fn build_module(
             pin_file,
             tries,
         } => {
-            let pin = std::fs::read_to_string(pin_file)
-                .map_err(|e| format!("group {}: cannot read pin_file {}: {e}", group.name, pin_file.display()))?;
+            let pin = std::fs::read_to_string(pin_file).map_err(|e| {
+                format!(
+                    "group {}: cannot read pin_file {}: {e}",
+                    group.name,
+                    pin_file.display()
+                )
+            })?;
             let pin = pin.lines().next().unwrap_or("").trim().to_string();
             if pin.is_empty() {
-                return Err(format!("group {}: pin_file {} is empty", group.name, pin_file.display()));
+                return Err(format!(
+                    "group {}: pin_file {} is empty",
+                    group.name,
+                    pin_file.display()
+                ));
             }
             modules::PinModule::new(
                 handle.clone(),
@@ -69,7 +78,10 @@ fn build_module(
 
 /// `dialgate check-config`.
 pub fn check_config(cfg: &Config) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dialgate: cannot start a runtime: {e}");
@@ -89,7 +101,9 @@ pub fn check_config(cfg: &Config) -> ExitCode {
     let src = cfg
         .source
         .as_ref()
-        .map_or("<embedded defaults>".to_string(), |p| p.display().to_string());
+        .map_or("<embedded defaults>".to_string(), |p| {
+            p.display().to_string()
+        });
     println!("{src}: ok ({} port group(s))", cfg.groups.len());
     for g in &cfg.groups {
         println!(
@@ -126,7 +140,10 @@ fn init_tracing() {
 /// `dialgate serve`.
 pub fn main(cfg: Config) -> ExitCode {
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dialgate: cannot start a runtime: {e}");
@@ -143,8 +160,12 @@ pub fn main(cfg: Config) -> ExitCode {
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create the data directory {}: {e}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
     let log = eventlog::EventLog::open(&cfg.event_log)
         .map_err(|e| format!("cannot open the event log {}: {e}", cfg.event_log.display()))?;
     let writer = log.writer();
@@ -216,7 +237,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
 }
 
 fn print_welcome(cfg: &Config, bound: &[(Group, String)]) {
-    let users = cfg.groups.iter().any(|g| matches!(g.module, ModuleConfig::Users { .. }));
+    let users = cfg
+        .groups
+        .iter()
+        .any(|g| matches!(g.module, ModuleConfig::Users { .. }));
     if users {
         let cfgarg = cfg
             .source
@@ -241,7 +265,10 @@ fn print_welcome(cfg: &Config, bound: &[(Group, String)]) {
             PortKind::Pty { .. } => tracing::info!("dial in:     screen {at}   (or chat, minicom)"),
         }
     }
-    tracing::info!("the log:     dialgate --data-dir {} log --follow", cfg.data_dir.display());
+    tracing::info!(
+        "the log:     dialgate --data-dir {} log --follow",
+        cfg.data_dir.display()
+    );
 }
 
 async fn wait_for_signal() {
@@ -267,7 +294,11 @@ const UNAVAILABLE: &[u8] = b"Service unavailable.\r\n";
 /// Accepts callers until shutdown. A pty group serves its one caller
 /// inline, so the record is written before the next caller is answered;
 /// TCP groups serve each caller on its own task, within `max_callers`.
-async fn port_loop(rt: Arc<GroupRuntime>, mut port: ports::Port, mut shutdown: watch::Receiver<bool>) {
+async fn port_loop(
+    rt: Arc<GroupRuntime>,
+    mut port: ports::Port,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let inline = port.kind() == ports::PortKind::Pty;
     let mut calls = JoinSet::new();
     loop {
@@ -305,8 +336,12 @@ async fn port_loop(rt: Arc<GroupRuntime>, mut port: ports::Port, mut shutdown: w
 }
 
 /// One caller, start to end: the dialog, its record, then the hand-off.
-async fn serve_caller<S>(rt: &GroupRuntime, stream: &mut S, who: CallerId, shutdown: watch::Receiver<bool>)
-where
+async fn serve_caller<S>(
+    rt: &GroupRuntime,
+    stream: &mut S,
+    who: CallerId,
+    shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     if rt.log_broken.load(Ordering::SeqCst) {
@@ -324,7 +359,8 @@ where
         rec.remote = who.remote.clone();
         rec.detail = Some("event log unavailable".into());
         if !call::record(rt, rec).await {
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE)).await;
             return;
         }
     }

@@ -43,11 +43,13 @@ fn read_password(from_stdin: bool) -> Result<Zeroizing<String>, String> {
         let pw = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
         return Ok(pw);
     }
-    let first = Zeroizing::new(
-        rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e} (use --password-stdin in scripts)"))?,
-    );
+    let first =
+        Zeroizing::new(rpassword::prompt_password("Password: ").map_err(|e| {
+            format!("cannot read the password: {e} (use --password-stdin in scripts)")
+        })?);
     let second = Zeroizing::new(
-        rpassword::prompt_password("Again: ").map_err(|e| format!("cannot read the password: {e}"))?,
+        rpassword::prompt_password("Again: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?,
     );
     if *first != *second {
         return Err("the two passwords differ; nothing changed".into());
@@ -67,8 +69,12 @@ pub fn main(cfg: &Config, cmd: UserCommand) -> ExitCode {
 }
 
 fn run(cfg: &Config, cmd: UserCommand) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create the data directory {}: {e}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
     match cmd {
         UserCommand::Add {
             name,
@@ -83,8 +89,9 @@ fn run(cfg: &Config, cmd: UserCommand) -> Result<(), String> {
                 allow_chap_md5,
                 ..Default::default()
             };
-            let what = modules::userdb::add_user(&cfg.users_file, &cfg.secrets_file, &name, &pw, &opts)
-                .map_err(|e| e.to_string())?;
+            let what =
+                modules::userdb::add_user(&cfg.users_file, &cfg.secrets_file, &name, &pw, &opts)
+                    .map_err(|e| e.to_string())?;
             let what = match what {
                 modules::userdb::AddOutcome::Created => "added",
                 modules::userdb::AddOutcome::Updated => "updated",

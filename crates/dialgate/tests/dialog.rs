@@ -33,7 +33,11 @@ fn raw_tcp_caller_passes_the_dialog_and_the_handoff_runs() {
     c.send(b"alice\r");
     assert!(c.expect("Password: ", T));
     c.send(b"s3cret\r");
-    assert!(c.expect("granted alice on tcp 127.0.0.1:", T), "{}", String::from_utf8_lossy(&c.seen));
+    assert!(
+        c.expect("granted alice on tcp 127.0.0.1:", T),
+        "{}",
+        String::from_utf8_lossy(&c.seen)
+    );
     assert!(c.wait_closed(T), "hand-off ended, line hung up");
     let recs = s.wait_records(&["--outcome", "success"], 1, T);
     let r = one(&recs);
@@ -55,16 +59,26 @@ fn wrong_password_and_unknown_user_give_the_same_failure_record() {
             c.send(format!("{name}\r").as_bytes());
             assert!(c.expect("Password: ", T));
             c.send(format!("{pw}\r").as_bytes());
-            assert!(c.expect("Login incorrect", T), "{}", String::from_utf8_lossy(&c.seen));
+            assert!(
+                c.expect("Login incorrect", T),
+                "{}",
+                String::from_utf8_lossy(&c.seen)
+            );
         }
         assert!(c.wait_closed(T), "hung up after the tries");
         let text = String::from_utf8_lossy(&c.seen).to_lowercase();
-        assert!(!text.contains("unknown") && !text.contains("no such"), "{text}");
+        assert!(
+            !text.contains("unknown") && !text.contains("no such"),
+            "{text}"
+        );
     }
     let recs = s.wait_records(&["--outcome", "failure"], 2, T);
     assert_eq!(recs.len(), 2, "{recs:#?}");
     let names: Vec<&str> = recs.iter().map(|r| r["user"].as_str().unwrap()).collect();
-    assert!(names.contains(&"alice") && names.contains(&"mallory"), "{names:?}");
+    assert!(
+        names.contains(&"alice") && names.contains(&"mallory"),
+        "{names:?}"
+    );
     for r in &recs {
         assert_eq!(r["msg_id"], 2);
         assert_eq!(r["outcome"], "failure");
@@ -95,7 +109,11 @@ fn answers_end_with_cr_lf_or_crlf_typed_one_byte_at_a_time() {
             c.send(&[b]);
             std::thread::sleep(Duration::from_millis(2));
         }
-        assert!(c.expect("granted alice", T), "end {end:?}: {}", String::from_utf8_lossy(&c.seen));
+        assert!(
+            c.expect("granted alice", T),
+            "end {end:?}: {}",
+            String::from_utf8_lossy(&c.seen)
+        );
     }
 }
 
@@ -110,7 +128,10 @@ fn caller_hanging_up_mid_dialog_is_recorded() {
     drop(c);
     let r = s.wait_records(&["--outcome", "caller-hung-up"], 1, T);
     let r = one(&r);
-    assert!(r["detail"].as_str().unwrap().contains("caller hung up"), "{r}");
+    assert!(
+        r["detail"].as_str().unwrap().contains("caller hung up"),
+        "{r}"
+    );
     drop(srv);
 }
 
@@ -226,7 +247,10 @@ fn chat_passes_the_dialog_over_tcp() {
         .arg("30")
         .arg("socat")
         .arg(format!("TCP:{}", srv.endpoint("tcp0")))
-        .arg(format!("EXEC:chat -v -s -f {},pty,raw,echo=0", script.display()))
+        .arg(format!(
+            "EXEC:chat -v -s -f {},pty,raw,echo=0",
+            script.display()
+        ))
         .output()
         .unwrap();
     assert!(
@@ -246,7 +270,11 @@ fn chat_passes_the_dialog_over_the_pty_port() {
     }
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("pty0");
-    let s = Setup::new(&group("pty0", "pty", &format!("link = \"{}\"\n", link.display())));
+    let s = Setup::new(&group(
+        "pty0",
+        "pty",
+        &format!("link = \"{}\"\n", link.display()),
+    ));
     s.add_user("alice", "s3cret");
     let srv = s.start();
     assert_eq!(srv.endpoint("pty0"), link.display().to_string());
@@ -258,7 +286,11 @@ fn chat_passes_the_dialog_over_the_pty_port() {
     .unwrap();
     // Twice: the port re-arms after each call.
     for round in 0..2 {
-        let tty = std::fs::OpenOptions::new().read(true).write(true).open(&link).unwrap();
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&link)
+            .unwrap();
         let out = Command::new("timeout")
             .arg("30")
             .arg("chat")
@@ -319,7 +351,10 @@ expect {{
         String::from_utf8_lossy(&out.stderr)
     );
     let r = s.wait_records(&["--outcome", "success"], 1, T);
-    assert_eq!(one(&r)["device"].as_str().unwrap().split(' ').next(), Some("telnet"));
+    assert_eq!(
+        one(&r)["device"].as_str().unwrap().split(' ').next(),
+        Some("telnet")
+    );
 }
 
 #[test]
@@ -337,21 +372,133 @@ fn a_thousand_idle_callers_time_out_while_a_real_caller_is_served() {
     assert!(c.expect("Password: ", T));
     c.send(b"s3cret\r");
     assert!(c.expect("granted alice", T));
-    assert!(t0.elapsed() < Duration::from_secs(4), "served within the idle callers' limit");
-    let recs = s.wait_records(&["--outcome", "dialog-timeout"], 1000, Duration::from_secs(60));
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "served within the idle callers' limit"
+    );
+    let recs = s.wait_records(
+        &["--outcome", "dialog-timeout"],
+        1000,
+        Duration::from_secs(60),
+    );
     assert_eq!(recs.len(), 1000);
     drop(idle);
 }
 
 #[test]
 fn check_config_reports_file_line_and_column() {
-    let s = Setup::new("[[group]]\nname = \"x\"\nkind = \"telnet\"\nlisten = \"localhost\"\n[group.module]\nkind = \"users\"\n");
+    let s = Setup::new(
+        "[[group]]\nname = \"x\"\nkind = \"telnet\"\nlisten = \"localhost\"\n[group.module]\nkind = \"users\"\n",
+    );
     let out = s.cmd(&["check-config"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("dialgate.toml:4:10:"), "{err}");
     let s = tcp_setup("");
     let out = s.cmd(&["check-config"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("tcp0: tcp"));
+}
+
+#[test]
+fn log_follow_prints_new_records_as_they_land() {
+    let s = tcp_setup("");
+    let srv = s.start();
+    let mut follow = s
+        .cmd(&["log", "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut c = Caller::connect(srv.addr("tcp0"));
+    for _ in 0..2 {
+        assert!(c.expect("Username: ", T));
+        c.send(b"bob\r");
+        assert!(c.expect("Password: ", T));
+        c.send(b"nope\r");
+    }
+    let line = rx.recv_timeout(T).expect("follow printed the new record");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["user"], "bob");
+    assert_eq!(v["outcome"], "failure");
+}
+
+#[test]
+fn user_add_asks_twice_without_echo() {
+    if !have("expect") {
+        return;
+    }
+    let s = Setup::new(&group("tcp0", "tcp", ""));
+    let script = format!(
+        r#"set timeout 20
+spawn {bin} --config {cfg} --data-dir {data} user add carol
+expect "Password: " {{ send "hunter22\r" }} timeout {{ exit 2 }}
+expect "Again: " {{ send "hunter22\r" }} timeout {{ exit 3 }}
+expect {{
+  "hunter22" {{ exit 4 }}
+  "user carol added" {{ exit 0 }}
+  timeout {{ exit 5 }}
+}}
+"#,
+        bin = BIN,
+        cfg = s.config.display(),
+        data = s.data().display()
+    );
+    let out = Command::new("timeout")
+        .args(["40", "expect", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let list = s.cmd(&["user", "list"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "carol");
+    // Two different answers change nothing.
+    let script = format!(
+        r#"set timeout 20
+spawn {bin} --config {cfg} --data-dir {data} user add dave
+expect "Password: " {{ send "one\r" }} timeout {{ exit 2 }}
+expect "Again: " {{ send "two\r" }} timeout {{ exit 3 }}
+expect {{
+  "differ" {{ exit 0 }}
+  timeout {{ exit 5 }}
+}}
+"#,
+        bin = BIN,
+        cfg = s.config.display(),
+        data = s.data().display()
+    );
+    let out = Command::new("timeout")
+        .args(["40", "expect", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let list = s.cmd(&["user", "list"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "carol");
 }

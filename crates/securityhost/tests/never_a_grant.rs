@@ -39,7 +39,12 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::CompleteValidSuccess),
         Just(Op::CompleteFailure),
         (0u32..3).prop_map(Op::CompleteError),
-        (any::<u32>(), prop_oneof![Just(0x77u64), any::<u64>()], any::<u32>(), any::<u8>())
+        (
+            any::<u32>(),
+            prop_oneof![Just(0x77u64), any::<u64>()],
+            any::<u32>(),
+            any::<u8>()
+        )
             .prop_map(|(a, b, c, d)| Op::CompleteGarbage(a, b, c, d)),
     ]
 }

@@ -124,7 +124,10 @@ fn dialog_receive_future_resolves_when_bytes_arrive() {
     };
     let d = Dialog::new(&args);
     d.send(b"Username: ").unwrap();
-    assert_eq!(p.with(|tx, _| tx.poll_transmit()), Some(b"Username: ".to_vec()));
+    assert_eq!(
+        p.with(|tx, _| tx.poll_transmit()),
+        Some(b"Username: ".to_vec())
+    );
     let mut fut = Box::pin(d.receive(0));
     let flag = Arc::new(Flag(Mutex::new(false)));
     let waker = Waker::from(flag.clone());
@@ -132,10 +135,22 @@ fn dialog_receive_future_resolves_when_bytes_arrive() {
     assert!(fut.as_mut().poll(&mut cx).is_pending());
     p.with(|tx, _| tx.caller_input(b"alice\r"));
     assert!(*flag.0.lock().unwrap(), "woken");
-    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(b"alice\r".to_vec())));
+    assert_eq!(
+        fut.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(b"alice\r".to_vec()))
+    );
     // Receive errors come straight back.
-    let mut bad = Box::pin(Dialog::new(&BeginArgs { hport: HPort(3), ..args }).receive(0));
-    assert_eq!(bad.as_mut().poll(&mut cx), Poll::Ready(Err(ERROR_INVALID_PORT_HANDLE)));
+    let mut bad = Box::pin(
+        Dialog::new(&BeginArgs {
+            hport: HPort(3),
+            ..args
+        })
+        .receive(0),
+    );
+    assert_eq!(
+        bad.as_mut().poll(&mut cx),
+        Poll::Ready(Err(ERROR_INVALID_PORT_HANDLE))
+    );
 }
 
 #[test]
@@ -162,7 +177,11 @@ fn dialog_blocking_receive_on_a_module_thread() {
     p.with(|tx, now| tx.handle_timeout(now));
     assert_eq!(t.join().unwrap(), Err(ERROR_REQUEST_TIMEOUT));
     assert_eq!(d.succeed("alice", ""), NO_ERROR);
-    assert_eq!(d.succeed("alice", ""), ERROR_INVALID_PARAMETER, "second Complete");
+    assert_eq!(
+        d.succeed("alice", ""),
+        ERROR_INVALID_PARAMETER,
+        "second Complete"
+    );
 }
 
 #[test]

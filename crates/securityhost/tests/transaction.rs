@@ -560,7 +560,9 @@ fn a_module_crash_during_the_dialog_is_a_defect() {
     assert!(t.fire().is_empty());
     assert_eq!(
         t.actions(),
-        vec![Action::Finished(Outcome::Defect(Defect::Other("worker died: SIGSEGV".into())))]
+        vec![Action::Finished(Outcome::Defect(Defect::Other(
+            "worker died: SIGSEGV".into()
+        )))]
     );
 }
 
@@ -571,7 +573,10 @@ fn a_module_crash_after_success_keeps_the_verdict_and_notes_the_defect() {
     t.actions();
     t.tx.module_defect(Defect::Other("End panicked".into()));
     let a = t.actions();
-    assert!(matches!(&a[..], [Action::Finished(Outcome::Verdict(Verdict::Success { .. }))]));
+    assert!(matches!(
+        &a[..],
+        [Action::Finished(Outcome::Verdict(Verdict::Success { .. }))]
+    ));
     assert_eq!(t.tx.defects().len(), 1);
 }
 
@@ -583,6 +588,9 @@ fn a_module_crash_during_an_abort_keeps_the_cause() {
     t.tx.module_defect(Defect::Other("End panicked".into()));
     assert_eq!(
         t.actions(),
-        vec![Action::Finished(Outcome::Aborted { cause: AbortCause::CallerHungUp, late: None })]
+        vec![Action::Finished(Outcome::Aborted {
+            cause: AbortCause::CallerHungUp,
+            late: None
+        })]
     );
 }

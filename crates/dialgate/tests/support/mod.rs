@@ -42,7 +42,9 @@ impl Setup {
 
     pub fn add_user(&self, name: &str, password: &str) {
         let mut c = self.cmd(&["user", "add", name, "--password-stdin"]);
-        c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         child
             .stdin
@@ -51,7 +53,11 @@ impl Setup {
             .write_all(format!("{password}\n").as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "user add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `dialgate log --json` records, as JSON values.
@@ -59,7 +65,11 @@ impl Setup {
         let mut args = vec!["log", "--json"];
         args.extend_from_slice(extra);
         let out = self.cmd(&args).output().unwrap();
-        assert!(out.status.success(), "log: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "log: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
@@ -68,7 +78,12 @@ impl Setup {
     }
 
     /// Waits until at least `n` records match `extra`, returning them.
-    pub fn wait_records(&self, extra: &[&str], n: usize, limit: Duration) -> Vec<serde_json::Value> {
+    pub fn wait_records(
+        &self,
+        extra: &[&str],
+        n: usize,
+        limit: Duration,
+    ) -> Vec<serde_json::Value> {
         let end = Instant::now() + limit;
         loop {
             let r = self.records(extra);
@@ -201,8 +216,12 @@ pub struct Caller {
 impl Caller {
     pub fn connect(addr: SocketAddr) -> Caller {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        Caller { s, seen: Vec::new() }
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Caller {
+            s,
+            seen: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, b: &[u8]) {
@@ -225,7 +244,11 @@ impl Caller {
             match self.s.read(&mut buf) {
                 Ok(0) => return find(&self.seen, needle.as_bytes()).is_some(),
                 Ok(n) => self.seen.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return false,
             }
         }
@@ -239,7 +262,11 @@ impl Caller {
             match self.s.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(n) => self.seen.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return true,
             }
         }
@@ -260,7 +287,8 @@ pub fn have(prog: &str) -> bool {
     let found = if prog.starts_with('/') {
         Path::new(prog).exists()
     } else {
-        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).exists()))
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).exists()))
             || Path::new("/usr/sbin").join(prog).exists()
     };
     if !found {
