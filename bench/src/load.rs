@@ -134,8 +134,6 @@ pub struct LoadResult {
     pub window: Duration,
     /// Answer sent -> next server bytes (or the hang-up), every step.
     pub prompt: Samples,
-    /// The same, the last step only (the verdict).
-    pub verdict: Samples,
     /// Per step, answer sent -> next server bytes.
     pub per_step: Vec<Samples>,
     /// connect() start -> the first prompt.
@@ -207,7 +205,6 @@ pub async fn run(spec: &LoadSpec) -> LoadResult {
             Ok(mut c) => {
                 out.completed += c.completed;
                 out.prompt.merge(&mut c.prompt);
-                out.verdict.merge(&mut c.verdict);
                 for (a, b) in out.per_step.iter_mut().zip(c.per_step.iter_mut()) {
                     a.merge(b);
                 }
@@ -257,9 +254,6 @@ pub async fn sequential(
                     if let Some(s) = out.per_step.get_mut(k) {
                         s.push(*d);
                     }
-                    if k + 1 == steps {
-                        out.verdict.push(*d);
-                    }
                 }
             }
             Err(e) => out.errors.count(e),
@@ -272,7 +266,6 @@ pub async fn sequential(
 struct CallerStats {
     completed: u64,
     prompt: Samples,
-    verdict: Samples,
     per_step: Vec<Samples>,
     first_prompt: Samples,
     hangup: Samples,
@@ -290,7 +283,6 @@ async fn caller(
     let mut st = CallerStats {
         completed: 0,
         prompt: Samples::new(),
-        verdict: Samples::new(),
         per_step: vec![Samples::new(); steps],
         first_prompt: Samples::new(),
         hangup: Samples::new(),
@@ -312,9 +304,6 @@ async fn caller(
                         st.prompt.push(*d);
                         if let Some(s) = st.per_step.get_mut(k) {
                             s.push(*d);
-                        }
-                        if k + 1 == steps {
-                            st.verdict.push(*d);
                         }
                     }
                 }
@@ -558,7 +547,7 @@ mod tests {
         assert!(r.transaction.quantile(0.5).is_some());
         let mut s = sequential(addr, pin_script("4242\r\n", &[]), 3, Duration::from_secs(5)).await;
         assert_eq!(s.completed, 3);
-        assert!(s.verdict.quantile(0.5).is_some());
+        assert!(s.hangup.quantile(0.5).is_some());
     }
 
     #[tokio::test]

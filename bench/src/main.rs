@@ -747,8 +747,8 @@ fn argon2_run(
     ));
     let user_add = users.user_add;
     drop(users);
-    let pin_verdict = p.verdict.quantile(0.5).map(f64::from);
-    let users_verdict = u.verdict.quantile(0.5).map(f64::from);
+    let pin_verdict = p.hangup.quantile(0.5).map(f64::from);
+    let users_verdict = u.hangup.quantile(0.5).map(f64::from);
     let username_step = u
         .per_step
         .first_mut()

@@ -134,10 +134,12 @@ struct Live {
 struct Worker {
     pid: u32,
     child: Mutex<Child>,
-    /// The socket's sending side. Replies and Begin/End requests are
-    /// written directly (from the reader thread or a blocking-pool thread);
-    /// Receive completions, which may fire on the server's reactor thread,
-    /// go through `out` to a writer thread instead, so they never block.
+    /// The socket's sending side. Replies to the worker's host calls are
+    /// written directly from the reader thread (the fast path of a dialog
+    /// round trip); Begin, End and Receive completions go through `out` to
+    /// a writer thread, in order (a completion may fire on the server's
+    /// reactor thread and must never block it, and must reach the worker
+    /// before an End that follows it).
     writer: Mutex<UnixStream>,
     out: Mutex<mpsc::Sender<Vec<u8>>>,
     next_id: AtomicU64,
@@ -153,6 +155,12 @@ impl Worker {
         if let Err(e) = lock(&self.writer).write_all(&f.encode()) {
             self.kill(format!("killed: cannot write to it: {e}"));
         }
+    }
+
+    /// Queues a frame for the writer thread, after every frame queued
+    /// before it.
+    fn queue(&self, f: &Frame) {
+        let _ = lock(&self.out).send(f.encode());
     }
 
     fn is_dead(&self) -> bool {
@@ -181,7 +189,10 @@ impl Worker {
             }
             live.calls.insert(id, tx);
         }
-        self.post(&make(id));
+        // Queued, not written directly: a Receive completion the driver
+        // produced before it called End must reach the worker first (the
+        // module's event is signalled before End, never after).
+        self.queue(&make(id));
         match rx.recv_timeout(timeout) {
             Ok(code) => code,
             Err(mpsc::RecvTimeoutError::Disconnected) => WORKER_GONE,

@@ -28,7 +28,8 @@ pub use auth::{
     unhide_password, verify_access_request, verify_accounting_request, verify_response,
 };
 pub use client::{
-    Client, ClientConfig, ConfigError, MAX_TIMEOUT, Outcome, Request, RequestId, SendError, ServerConfig, Stats,
+    Client, ClientConfig, ConfigError, MAX_TIMEOUT, Outcome, Request, RequestId, SendError,
+    ServerConfig, Stats,
 };
 pub use crypto::hmac_md5;
 pub use packet::{

@@ -463,7 +463,10 @@ fn config_and_encode_errors() {
     );
     let mut cfg = config(false);
     cfg.timeout = Duration::ZERO;
-    assert_eq!(Client::new(cfg.clone()).err(), Some(ConfigError::ZeroTimeout));
+    assert_eq!(
+        Client::new(cfg.clone()).err(),
+        Some(ConfigError::ZeroTimeout)
+    );
     cfg.timeout = Duration::from_secs(3601);
     assert_eq!(
         Client::new(cfg).err(),

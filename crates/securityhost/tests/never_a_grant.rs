@@ -95,8 +95,10 @@ proptest! {
             if complete_op && first_complete_was_valid_success_before_abort.is_none() && !was_finished {
                 first_complete_was_valid_success_before_abort = Some(matches!(op, Op::CompleteValidSuccess) && !aborted);
             }
-            if matches!(op, Op::HangUp | Op::Shutdown) || (matches!(op, Op::Tick(_)) && now >= t0 + Duration::from_secs(30)) {
-                if first_complete_was_valid_success_before_abort.is_none() { aborted = true; }
+            let aborting = matches!(op, Op::HangUp | Op::Shutdown)
+                || (matches!(op, Op::Tick(_)) && now >= t0 + Duration::from_secs(30));
+            if aborting && first_complete_was_valid_success_before_abort.is_none() {
+                aborted = true;
             }
             run(&mut tx, op, now);
             for _ in tx.take_completions() {}
