@@ -29,7 +29,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut link) = Link::new(cfg, now, Box::new(|b: &mut [u8]| b.fill(0x11))) else {
         return;
     };
-    let opts = TxOptions { accm: 0, acfc: sel & 0x10 != 0, pfc: sel & 0x20 != 0 };
+    // Escape every control character: valid whatever receive map the link
+    // has at the time.
+    let opts = TxOptions { accm: 0xffff_ffff, acfc: sel & 0x10 != 0, pfc: sel & 0x20 != 0 };
     while let [kind, len, tail @ ..] = rest {
         let n = usize::from(*len).min(tail.len());
         let (body, next) = tail.split_at(n);

@@ -66,6 +66,11 @@ pub enum ModuleConfig {
         /// `Domain` reported on the verdict.
         domain: String,
     },
+    /// A C module (`rasshost.h`), run in a worker process.
+    C {
+        /// The shared object.
+        path: PathBuf,
+    },
     /// A single shared PIN that grants one configured user.
     Pin {
         /// The user granted.
@@ -83,6 +88,7 @@ impl ModuleConfig {
         match self {
             ModuleConfig::Users { .. } => "users",
             ModuleConfig::Pin { .. } => "pin",
+            ModuleConfig::C { .. } => "c",
         }
     }
 }
@@ -206,6 +212,7 @@ struct RawModule {
     domain: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
     pin_file: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +237,8 @@ enum RawDuration {
 struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
+    /// The directory relative paths in the file are resolved against.
+    base: PathBuf,
 }
 
 impl Ctx<'_> {
@@ -281,7 +290,11 @@ pub fn parse(
     default_data_dir: &Path,
     source: Option<PathBuf>,
 ) -> Result<Config, ConfigError> {
-    let cx = Ctx { file, text };
+    let base = source
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let cx = Ctx { file, text, base };
     let raw: RawConfig = toml::from_str(text).map_err(|e| cx.err(e.span(), e.message().trim()))?;
     let data_dir = raw.data_dir.as_ref().map_or_else(
         || default_data_dir.to_path_buf(),
@@ -586,6 +599,7 @@ fn check_module(cx: &Ctx<'_>, m: &RawModule, data_dir: &Path) -> Result<ModuleCo
         "users" => {
             reject(&m.user, "user")?;
             reject(&m.pin_file, "pin_file")?;
+            reject(&m.path, "path")?;
             let domain = m
                 .domain
                 .as_ref()
@@ -611,6 +625,7 @@ fn check_module(cx: &Ctx<'_>, m: &RawModule, data_dir: &Path) -> Result<ModuleCo
             })
         }
         "pin" => {
+            reject(&m.path, "path")?;
             let user = m
                 .user
                 .as_ref()
@@ -625,7 +640,22 @@ fn check_module(cx: &Ctx<'_>, m: &RawModule, data_dir: &Path) -> Result<ModuleCo
                 tries,
             })
         }
-        other => Err(cx.at(&m.kind, format!("unknown module `{other}` (users or pin)"))),
+        "c" => {
+            reject(&m.user, "user")?;
+            reject(&m.pin_file, "pin_file")?;
+            let path = m
+                .path
+                .as_ref()
+                .ok_or_else(|| cx.at(&m.kind, "a `c` module needs `path` (the shared object)"))?;
+            let p = PathBuf::from(path.get_ref());
+            // Relative to the configuration file's directory.
+            let p = if p.is_relative() { cx.base.join(p) } else { p };
+            Ok(ModuleConfig::C { path: p })
+        }
+        other => Err(cx.at(
+            &m.kind,
+            format!("unknown module `{other}` (users, pin or c)"),
+        )),
     }
 }
 

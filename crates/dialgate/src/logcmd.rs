@@ -104,7 +104,7 @@ pub fn main(cfg: &Config, args: LogArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut last = records.last().and_then(|r| r.id).unwrap_or(0);
+    let mut last = records.iter().filter_map(|r| r.id).max().unwrap_or(0);
     for r in &records {
         if print(&mut out, r).is_err() {
             return ExitCode::SUCCESS; // stdout closed (a pager quit)

@@ -39,6 +39,16 @@ enum Command {
         #[command(subcommand)]
         command: usercmd::UserCommand,
     },
+    /// Internal: the process that runs a C module, started by `serve`.
+    #[command(hide = true)]
+    ModuleWorker {
+        /// The module's shared object.
+        #[arg(long)]
+        module: PathBuf,
+        /// The socket to the server.
+        #[arg(long)]
+        fd: i32,
+    },
 }
 
 /// The data directory: `--data-dir`, else `/var/lib/dialgate` for root,
@@ -58,6 +68,16 @@ fn default_data_dir() -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::ModuleWorker { module, fd } = &cli.command {
+        // Nothing else of the server runs here: no runtime, no log, no ports.
+        return match cmodule::worker::run(module, *fd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dialgate module-worker: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     let cfg = match config::load(cli.config.as_deref(), &data_dir) {
         Ok(c) => c,
@@ -71,5 +91,6 @@ fn main() -> ExitCode {
         Command::CheckConfig => serve::check_config(&cfg),
         Command::Log(args) => logcmd::main(&cfg, args),
         Command::User { command } => usercmd::main(&cfg, command),
+        Command::ModuleWorker { .. } => ExitCode::from(2),
     }
 }

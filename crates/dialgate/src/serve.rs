@@ -21,8 +21,25 @@ fn build_module(
     cfg: &Config,
     group: &Group,
     handle: &tokio::runtime::Handle,
+    table: &Arc<PortTable>,
 ) -> Result<Arc<dyn SecurityModule>, String> {
     match &group.module {
+        ModuleConfig::C { path } => {
+            let m = cmodule::WorkerModule::start(
+                cmodule::WorkerCommand::new("/proc/self/exe").arg("module-worker"),
+                path,
+                cmodule::WorkerOptions::default(),
+            )
+            .map_err(|e| format!("group {}: module {}: {e}", group.name, path.display()))?;
+            // A worker that dies ends its callers' dialogs at once, as defects.
+            let table = table.clone();
+            m.on_worker_death(move |h, d| {
+                if let Some(p) = table.get(h) {
+                    p.module_defect(d);
+                }
+            });
+            Ok(Arc::new(m))
+        }
         ModuleConfig::Users {
             banner,
             tries,
@@ -89,8 +106,9 @@ pub fn check_config(cfg: &Config) -> ExitCode {
         }
     };
     let mut ok = true;
+    let table = Arc::new(PortTable::new());
     for g in &cfg.groups {
-        if let Err(e) = build_module(cfg, g, rt.handle()) {
+        if let Err(e) = build_module(cfg, g, rt.handle(), &table) {
             eprintln!("dialgate: {e}");
             ok = false;
         }
@@ -167,7 +185,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         )
     })?;
     let log = eventlog::EventLog::open(&cfg.event_log)
-        .map_err(|e| format!("cannot open the event log {}: {e}", cfg.event_log.display()))?;
+        .map_err(|e| format!("cannot open the event log: {e}"))?;
     let writer = log.writer();
     let table = Arc::new(PortTable::new());
     let handle = tokio::runtime::Handle::current();
@@ -184,7 +202,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
 
     let mut bound = Vec::new();
     for g in &cfg.groups {
-        let module = build_module(&cfg, g, &handle)?;
+        // The C worker start blocks (up to its ready timeout): off the reactor.
+        let module = tokio::task::block_in_place(|| build_module(&cfg, g, &handle, &table))?;
         let rtg = Arc::new(GroupRuntime {
             cfg: g.clone(),
             module,

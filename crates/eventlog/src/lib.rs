@@ -35,4 +35,6 @@ pub use record::{
     Kind, MAX_OUTCOME_LEN, MAX_TEXT_LEN, OtherOutcome, Outcome, ParseNameError, PppInfo, Record,
     TRUNCATED_MARK, normalize_time, write_json_lines,
 };
-pub use store::{APPLICATION_ID, EventLog, FOLLOW_BATCH, Options, Reader, SCHEMA_VERSION, Writer};
+pub use store::{
+    APPLICATION_ID, EventLog, FOLLOW_BATCH, Options, Reader, SCHEMA_VERSION, Stats, Writer,
+};

@@ -420,7 +420,7 @@ fn group_commit_under_concurrency() {
             .collect()
     });
     assert_eq!(ids.len(), THREADS * EACH);
-    let stats = log.stats();
+    let stats: eventlog::Stats = log.stats();
     assert_eq!(stats.records, (THREADS * EACH) as u64);
     assert_eq!(stats.failed, 0);
     assert!(
@@ -740,7 +740,9 @@ fn crash_child(path: &Path, mode: &str, kill_after: usize) -> Vec<(i64, String)>
     let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("APPENDED ") {
+            // libtest may print `test crash_child_helper ... ` before the
+            // first line.
+            if let Some((_, rest)) = line.split_once("APPENDED ") {
                 let mut it = rest.split(' ');
                 let id: i64 = it.next().unwrap().parse().unwrap();
                 let tag = it.next().unwrap().to_owned();

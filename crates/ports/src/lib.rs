@@ -18,6 +18,7 @@
 pub mod port;
 pub mod pty;
 pub mod telnet_stream;
+pub mod tun;
 
 pub use port::{
     CLOSE_GRACE, Caller, CallerStream, PTY_LINGER, Port, PortConfig, PortError, PortKind,

@@ -90,6 +90,13 @@ impl Port {
         r
     }
 
+    /// Reports a module failure seen from outside (a worker process died):
+    /// the transaction ends as that defect (see
+    /// [`Transaction::module_defect`]) and the driver is woken.
+    pub fn module_defect(&self, defect: crate::Defect) {
+        self.module_call(|tx, _| tx.module_defect(defect));
+    }
+
     fn lock(&self) -> MutexGuard<'_, Transaction> {
         // A panic elsewhere while holding the lock must not wedge the port:
         // the transaction's own methods never leave it half-updated.

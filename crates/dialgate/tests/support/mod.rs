@@ -109,7 +109,13 @@ pub struct Server {
 
 impl Server {
     fn start(s: &Setup) -> Server {
+        Server::start_with_env(s, &[])
+    }
+
+    /// Starts the server with extra environment variables.
+    pub fn start_with_env(s: &Setup, env: &[(&str, &str)]) -> Server {
         let mut c = s.cmd(&["serve"]);
+        c.envs(env.iter().copied());
         c.env("DIALGATE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,175 @@
+//! C security modules (`rasshost.h`) end to end: compiled with plain
+//! `cc -shared -fPIC` during the test, loaded by `dialgate serve` into its
+//! module worker, driven by real TCP callers.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+const T: Duration = Duration::from_secs(15);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `cc -shared -fPIC src -o out`, nothing else, as module authors build.
+fn cc(src: &Path, out: &Path) {
+    let st = Command::new("cc")
+        .args(["-shared", "-fPIC"])
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("cc runs");
+    assert!(st.success(), "cc {}", src.display());
+}
+
+fn c_group(module: &Path) -> String {
+    format!(
+        r#"[[group]]
+name = "c0"
+kind = "tcp"
+listen = "127.0.0.1:0"
+dialog_time_limit = 10
+
+[group.module]
+kind = "c"
+path = "{}"
+
+[group.handoff]
+kind = "exec"
+program = "/bin/sh"
+args = ['-c', 'printf "granted %s\r\n" "$DIALGATE_USER"']
+"#,
+        module.display()
+    )
+}
+
+#[test]
+fn the_pin_example_grants_and_refuses_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("pin.so");
+    cc(&repo().join("examples/modules/pin.c"), &so);
+    let pins = dir.path().join("pins");
+    std::fs::write(&pins, "alice 4321\n").unwrap();
+    let s = Setup::new(&c_group(&so));
+    let srv = Server::start_with_env(&s, &[("DIALGATE_PIN_FILE", pins.to_str().unwrap())]);
+    let mut c = Caller::connect(srv.addr("c0"));
+    assert!(
+        c.expect("User: ", T),
+        "{}",
+        String::from_utf8_lossy(&c.seen)
+    );
+    c.send(b"alice\r");
+    assert!(c.expect("PIN: ", T));
+    c.send(b"4321\r");
+    assert!(
+        c.expect("granted alice", T),
+        "{}",
+        String::from_utf8_lossy(&c.seen)
+    );
+    let mut c = Caller::connect(srv.addr("c0"));
+    for _ in 0..3 {
+        assert!(c.expect("User: ", T));
+        c.send(b"alice\r");
+        assert!(c.expect("PIN: ", T));
+        c.send(b"0000\r");
+    }
+    assert!(c.expect("Access denied", T));
+    let ok = s.wait_records(&["--outcome", "success"], 1, T);
+    assert_eq!(ok[0]["module"], "pin", "the module is named after its file");
+    assert_eq!(ok[0]["user"], "alice");
+    let bad = s.wait_records(&["--outcome", "failure"], 1, T);
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+}
+
+const CRASHER: &str = r#"
+#include <pthread.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "rasshost.h"
+
+static void (*complete)(SECURITY_MESSAGE *);
+static BYTE *sendbuf, *recvbuf;
+
+static void *dialog(void *p) {
+    HPORT h = p;
+    memcpy(sendbuf, "Say something: ", 15);
+    RasSecurityDialogSend(h, sendbuf, 15);
+    BYTE *buf = recvbuf; WORD len = 64;   /* inside the Begin receive buffer */
+    int ev = eventfd(0, 0);
+    if (RasSecurityDialogReceive(h, buf, &len, 0, ev) != PENDING) abort();
+    eventfd_t v; eventfd_read(ev, &v);
+    if (len > 0 && buf[0] == 'c') { volatile int *z = 0; *z = 1; }   /* segfault */
+    if (len > 0 && buf[0] == 'a') abort();
+    SECURITY_MESSAGE m; memset(&m, 0, sizeof m);
+    m.dwMsgId = SECURITYMSG_SUCCESS; m.hPort = h; strcpy(m.UserName, "survivor");
+    complete(&m);
+    return 0;
+}
+
+DWORD RasSecurityDialogBegin(HPORT h, PBYTE s, DWORD ss, PBYTE r, DWORD rs,
+                             VOID (*c)(SECURITY_MESSAGE *)) {
+    (void)ss; (void)rs;
+    complete = c; sendbuf = s; recvbuf = r;
+    pthread_t t; pthread_create(&t, 0, dialog, h); pthread_detach(t);
+    return 0;
+}
+DWORD RasSecurityDialogEnd(HPORT h) { (void)h; return 1; }
+"#;
+
+#[test]
+fn a_crashing_module_hangs_up_its_caller_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("crasher.c");
+    std::fs::write(&src, CRASHER).unwrap();
+    std::fs::copy(
+        repo().join("include/rasshost.h"),
+        dir.path().join("rasshost.h"),
+    )
+    .unwrap();
+    let so = dir.path().join("crasher.so");
+    cc(&src, &so);
+    let s = Setup::new(&c_group(&so));
+    let srv = s.start();
+    for (answer, signal) in [("crash\r", "SIGSEGV"), ("abort\r", "SIGABRT")] {
+        let mut c = Caller::connect(srv.addr("c0"));
+        assert!(c.expect("Say something: ", T));
+        c.send(answer.as_bytes());
+        assert!(c.wait_closed(T), "hung up after the crash");
+        let d = s.wait_records(&["--outcome", "module-defect"], 1, T);
+        let last = d.last().unwrap();
+        assert!(
+            last["detail"].as_str().unwrap_or_default().contains(signal),
+            "{last}"
+        );
+    }
+    // The next caller gets a fresh worker.
+    let mut c = Caller::connect(srv.addr("c0"));
+    assert!(c.expect("Say something: ", T));
+    c.send(b"hello\r");
+    assert!(
+        c.expect("granted survivor", T),
+        "{}",
+        String::from_utf8_lossy(&c.seen)
+    );
+    assert_eq!(s.records(&["--outcome", "module-defect"]).len(), 2);
+}
+
+#[test]
+fn a_missing_module_stops_serve_and_check_config() {
+    let s = Setup::new(&c_group(Path::new("/nonexistent/module.so")));
+    let out = s.cmd(&["check-config"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/module.so"), "{err}");
+    let out = s.cmd(&["serve"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/module.so"));
+}
