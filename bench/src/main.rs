@@ -477,14 +477,15 @@ fn local_only(addr: SocketAddr) -> Result<(), String> {
 }
 
 /// One load level against `server`, with the server's CPU time over the
-/// measured window.
+/// measured window and the listen-queue overflows over the whole run.
 fn measure(
     rt: &tokio::runtime::Runtime,
     server: &Server,
     spec: &LoadSpec,
-) -> (LoadResult, Option<u64>) {
+) -> (LoadResult, Option<u64>, Option<u64>) {
     let pid = server.pid;
-    rt.block_on(async {
+    let overflows = server::listen_overflows();
+    let (r, cpu) = rt.block_on(async {
         let cpu = async {
             let pid = pid?;
             tokio::time::sleep(spec.warmup).await;
@@ -494,7 +495,12 @@ fn measure(
             Some(b.saturating_sub(a))
         };
         tokio::join!(load::run(spec), cpu)
-    })
+    });
+    let dropped = match (overflows, server::listen_overflows()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    (r, cpu, dropped)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -541,18 +547,18 @@ fn rate_run(
         let bare_m = match &bare {
             Some(b) => {
                 let spec = opts.spec(b.addr, n, script_for_bare(&script))?;
-                let (r, cpu) = measure(rt, b, &spec);
+                let (r, cpu, dropped) = measure(rt, b, &spec);
                 std::thread::sleep(Duration::from_millis(500));
-                Some(Metrics::from_load(r, cpu, ticks, spec.duration))
+                Some(Metrics::from_load(r, cpu, ticks, spec.duration, dropped))
             }
             None => None,
         };
         let since = SystemTime::now();
         let spec = opts.spec(dg.addr, n, script.clone())?;
-        let (r, cpu) = measure(rt, &dg, &spec);
+        let (r, cpu, dropped) = measure(rt, &dg, &spec);
         // Let the records of abandoned calls land before the next level.
         std::thread::sleep(Duration::from_millis(1000));
-        let m = Metrics::from_load(r, cpu, ticks, spec.duration);
+        let m = Metrics::from_load(r, cpu, ticks, spec.duration, dropped);
         let log = dg.log_outcomes(since);
         eprintln!(
             "run {run} {:<10} N={n:<6} dialgate {:>8.0} tx/s{}  errors: {}{}",

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub cpu_pct: Option<f64>,
     /// Server CPU per completed transaction (µs).
     pub cpu_us_per_tx: Option<f64>,
+    /// Connections the kernel dropped on a full listen queue during the
+    /// run (system-wide counter).
+    pub listen_overflows: Option<u64>,
     /// Failed transactions.
     pub errors: Errors,
 }
@@ -64,6 +67,7 @@ impl Metrics {
             cpu_us_per_tx: cpu_s
                 .filter(|_| r.completed > 0)
                 .map(|c| c * 1e6 / r.completed as f64),
+            listen_overflows,
             errors: r.errors,
         }
     }
@@ -295,7 +299,7 @@ impl Report {
             );
             let _ = writeln!(
                 o,
-                "| N | bare tx/s | dialgate tx/s | ratio | connect → prompt p50 / p99 | answer → reply p50 / p99 | last answer → hang-up p50 / p99 | transaction p50 / p99 | bare transaction p50 / p99 | CPU per tx dialgate / bare | dialgate CPU | failed | event log records (all runs) |"
+                "| N | bare tx/s | dialgate tx/s | ratio | connect → prompt p50 / p99 | answer → reply p50 / p99 | last answer → hang-up p50 / p99 | transaction p50 / p99 | bare transaction p50 / p99 | CPU per tx dialgate / bare | dialgate CPU | listen-queue overflows dialgate / bare | failed | event log records (all runs) |"
             );
             let _ = writeln!(
                 o,
@@ -351,7 +355,7 @@ impl Report {
                 };
                 let _ = writeln!(
                     o,
-                    "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
                     f0(med(&bare, |m| Some(m.tx_s))),
                     f0(med(&dg, |m| Some(m.tx_s))),
                     f2(median(&ratio)),
@@ -365,6 +369,8 @@ impl Report {
                         med(&bare, |m| m.cpu_us_per_tx)
                     ),
                     med(&dg, |m| m.cpu_pct).map_or("-".into(), |c| format!("{c:.0} %")),
+                    f0(med(&dg, |m| m.listen_overflows.map(|v| v as f64))),
+                    f0(med(&bare, |m| m.listen_overflows.map(|v| v as f64))),
                     if failed == 0 {
                         "0".into()
                     } else {

@@ -412,6 +412,27 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The kernel's count of connections dropped because a listen queue was
+/// full (`TcpExt: ListenOverflows` in `/proc/net/netstat`, system-wide).
+pub fn listen_overflows() -> Option<u64> {
+    parse_listen_overflows(&std::fs::read_to_string("/proc/net/netstat").ok()?)
+}
+
+fn parse_listen_overflows(netstat: &str) -> Option<u64> {
+    let mut lines = netstat.lines();
+    while let Some(names) = lines.next() {
+        let values = lines.next()?;
+        if !names.starts_with("TcpExt:") {
+            continue;
+        }
+        let i = names
+            .split_whitespace()
+            .position(|n| n == "ListenOverflows")?;
+        return values.split_whitespace().nth(i)?.parse().ok();
+    }
+    None
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`, else the usual 100).
 pub fn clock_ticks_per_s() -> u64 {
     Command::new("getconf")
@@ -467,6 +488,15 @@ mod tests {
         assert_eq!(rfc3339(t(0)), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(t(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(t(1_795_483_940)), "2026-11-24T01:32:20Z");
+    }
+
+    #[test]
+    fn parses_listen_overflows() {
+        let t = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 4 237130 237130\n\
+                 IpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(parse_listen_overflows(t), Some(237_130));
+        assert_eq!(parse_listen_overflows("IpExt: A\nIpExt: 1\n"), None);
+        assert_eq!(parse_listen_overflows("TcpExt: ListenOverflows\n"), None);
     }
 
     #[test]

@@ -231,8 +231,9 @@ impl Tun {
         self.update_flags(|f| f | libc::IFF_UP)
     }
 
-    /// Take the interface down; packets routed to it are then dropped by
-    /// the kernel (`ENETDOWN` for local senders).
+    /// Take the interface down: the kernel withdraws its routes and
+    /// [`Tun::send`] fails with [`io::ErrorKind::NetworkDown`] until
+    /// [`Tun::up`]; addresses and MTU are kept.
     pub fn down(&self) -> io::Result<()> {
         self.update_flags(|f| f & !libc::IFF_UP)
     }
