@@ -97,7 +97,7 @@ struct AllArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,10000")]
     users_levels: Vec<usize>,
     /// Idle dialog counts for the memory measurement.
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,19000")]
     idle: Vec<usize>,
     /// Sequential logins for the argon2 cost.
     #[arg(long, default_value_t = 20)]
@@ -229,7 +229,7 @@ struct IdleArgs {
     #[command(flatten)]
     common: Common,
     /// Idle dialog counts.
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,19000")]
     counts: Vec<usize>,
     /// Skip the bare baseline.
     #[arg(long)]

@@ -43,12 +43,13 @@ pub struct Metrics {
 
 impl Metrics {
     /// Summarises a load run; `cpu_ticks` is the server's CPU time over the
-    /// window, in `ticks_per_s` units.
+    /// window, in `ticks_per_s` units; `listen_overflows` the kernel's drops.
     pub fn from_load(
         mut r: LoadResult,
         cpu_ticks: Option<u64>,
         ticks_per_s: u64,
         window: Duration,
+        listen_overflows: Option<u64>,
     ) -> Metrics {
         let q = |s: &mut crate::stats::Samples, p: f64| s.quantile(p).map(f64::from);
         let cpu_s = cpu_ticks.map(|t| t as f64 / ticks_per_s.max(1) as f64);

@@ -80,6 +80,7 @@ fn the_pin_example_grants_and_refuses_over_tcp() {
         c.send(b"0000\r");
     }
     assert!(c.expect("Access denied", T));
+    assert!(c.wait_closed(T));
     let ok = s.wait_records(&["--outcome", "success"], 1, T);
     assert_eq!(ok[0]["module"], "pin", "the module is named after its file");
     assert_eq!(ok[0]["user"], "alice");
@@ -172,4 +173,70 @@ fn a_missing_module_stops_serve_and_check_config() {
     let out = s.cmd(&["serve"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/module.so"));
+}
+
+/// The token-card response a caller's card computes (RFC 4226 truncation of
+/// HMAC-SHA-1(key, challenge text)), worked out by Python's standard library
+/// as the example's README shows: an implementation independent of ours.
+fn token_response(key_hex: &str, challenge: &str) -> String {
+    let py = format!(
+        "import hmac, hashlib, struct\n\
+         mac = hmac.new(bytes.fromhex('{key_hex}'), b'{challenge}', hashlib.sha1).digest()\n\
+         off = mac[19] & 15\n\
+         print('%06d' % ((struct.unpack('>I', mac[off:off+4])[0] & 0x7fffffff) % 10**6))\n"
+    );
+    let out = Command::new("python3").args(["-c", &py]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn the_tokencard_example_checks_the_challenge_response() {
+    if !have("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("tokencard.so");
+    cc(&repo().join("examples/modules/tokencard.c"), &so);
+    let key = "3132333435363738393031323334353637383930";
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("# name key\nalice {key}\n")).unwrap();
+    let s = Setup::new(&c_group(&so));
+    let srv = Server::start_with_env(&s, &[("DIALGATE_TOKENCARD_KEYS", keys.to_str().unwrap())]);
+    for right in [true, false] {
+        let mut c = Caller::connect(srv.addr("c0"));
+        assert!(c.expect("Name: ", T));
+        c.send(b"alice\r");
+        assert!(c.expect("Challenge: ", T));
+        let challenge = c.until("\r\n", T).expect("a challenge line");
+        assert!(c.expect("Response: ", T));
+        let mut resp = token_response(key, &challenge);
+        if !right {
+            resp = format!("{:06}", (resp.parse::<u32>().unwrap() + 1) % 1_000_000);
+        }
+        c.send(format!("{resp}\r").as_bytes());
+        if right {
+            assert!(
+                c.expect("granted alice", T),
+                "{}",
+                String::from_utf8_lossy(&c.seen)
+            );
+        } else {
+            assert!(
+                c.expect("Access denied", T),
+                "{}",
+                String::from_utf8_lossy(&c.seen)
+            );
+            // The verdict follows the text; hanging up first would make the
+            // record say "caller hung up" (the abort's cause wins).
+            assert!(c.wait_closed(T));
+        }
+    }
+    assert_eq!(s.wait_records(&["--outcome", "success"], 1, T).len(), 1);
+    assert_eq!(
+        s.wait_records(&["--outcome", "failure"], 1, T).len(),
+        1,
+        "{:#?}",
+        s.records(&[])
+    );
 }

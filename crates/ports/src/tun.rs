@@ -83,10 +83,11 @@ impl Tun {
     /// [`Tun::set_peer`] and [`Tun::up`].
     ///
     /// `name` is 1 to [`MAX_NAME_LEN`] bytes, with no `/`, `:`, whitespace
-    /// or NUL, and not `.` or `..` (the kernel's `dev_valid_name` rules;
-    /// checked here so the error is clear). It may hold one `%d`, which the kernel replaces by the
-    /// first free number; [`Tun::name`] tells the result. A name already
-    /// used by a tun device that is open elsewhere fails with `EBUSY`.
+    /// or NUL, and not `.` or `..` (the kernel's `dev_valid_name` rules,
+    /// checked here so the error is clear). It may hold one `%d`, which the
+    /// kernel replaces by the first free number; [`Tun::name`] tells the
+    /// result. A name already used by a tun device that is open elsewhere
+    /// fails with `EBUSY`, by another kind of device with `EINVAL`.
     ///
     /// Must be called within a tokio runtime (the descriptor is registered
     /// with its reactor).
@@ -118,6 +119,8 @@ impl Tun {
         ifreq_ioctl(file.as_fd(), IfReq::TunSetIff, &mut req).map_err(|e| {
             let hint = if e.raw_os_error() == Some(libc::EBUSY) {
                 " (a tun device of that name is open elsewhere)"
+            } else if e.raw_os_error() == Some(libc::EINVAL) {
+                " (is the name taken by a device that is not a tun?)"
             } else if e.raw_os_error() == Some(libc::EPERM) {
                 " (needs CAP_NET_ADMIN)"
             } else {

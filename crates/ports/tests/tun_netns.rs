@@ -454,6 +454,10 @@ fn point_to_point_mtu_routes_and_lifetime() {
                 "{err}"
             );
 
+            // A name held by another kind of device.
+            let err = Tun::create("lo", 1500).unwrap_err();
+            assert!(err.to_string().contains("not a tun"), "{err}");
+
             tun.down().expect("down");
             assert!(!tun.is_up().unwrap());
             let err = tun

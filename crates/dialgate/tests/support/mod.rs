@@ -260,6 +260,33 @@ impl Caller {
         }
     }
 
+    /// Reads until `needle` and returns what came before it (both are
+    /// consumed), or `None` at the limit.
+    pub fn until(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let end = Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(pos) = find(&self.seen, needle.as_bytes()) {
+                let before = String::from_utf8_lossy(&self.seen[..pos]).into_owned();
+                self.seen.drain(..pos + needle.len());
+                return Some(before);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            match self.s.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Reads until the server closes the connection (true) or the limit.
     pub fn wait_closed(&mut self, limit: Duration) -> bool {
         let end = Instant::now() + limit;
