@@ -198,7 +198,7 @@ struct Creds {
 }
 
 /// A server someone else started.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 struct Attach {
     /// Drive this server instead of starting one (127.0.0.1 only; it must
     /// be a raw TCP group running the scenario's module with `tries = 1`).
@@ -338,10 +338,7 @@ fn cmd_all(rt: &tokio::runtime::Runtime, a: AllArgs) -> Result<(), String> {
                 &a.rate,
                 &a.common,
                 &creds,
-                &Attach {
-                    addr: None,
-                    pid: None,
-                },
+                &Attach::default(),
             )?;
         }
         rate_run(
@@ -352,10 +349,7 @@ fn cmd_all(rt: &tokio::runtime::Runtime, a: AllArgs) -> Result<(), String> {
             &users_rate,
             &a.common,
             &creds,
-            &Attach {
-                addr: None,
-                pid: None,
-            },
+            &Attach::default(),
         )?;
         idle_run(
             rt,
@@ -364,10 +358,7 @@ fn cmd_all(rt: &tokio::runtime::Runtime, a: AllArgs) -> Result<(), String> {
             &a.idle,
             true,
             &a.common,
-            &Attach {
-                addr: None,
-                pid: None,
-            },
+            &Attach::default(),
         )?;
         argon2_run(rt, &mut report, run, a.logins, &a.common)?;
     }
@@ -588,14 +579,13 @@ fn rate_run(
         });
         if !dg.alive() {
             let tail = dg.log_tail(30);
-            report.note(format!(
-                "{} run {run}: dialgate exited during N={n}; its last lines:\n{tail}",
+            let msg = format!(
+                "{} run {run}: the server exited during N={n}; its last lines:\n```\n{tail}\n```",
                 scenario.name()
-            ));
-            return Err(format!(
-                "dialgate exited during {} N={n}:\n{tail}",
-                scenario.name()
-            ));
+            );
+            eprintln!("{msg}");
+            report.note(msg);
+            return Ok(());
         }
     }
     if let Some(how) = dg.stop()
@@ -663,10 +653,13 @@ fn idle_run(
             );
             report.idle(IdleRow { run, ..row });
             if !server.alive() {
-                return Err(format!(
-                    "{target} exited during the idle test:\n{}",
+                let msg = format!(
+                    "idle run {run}: {target} exited during N={n}; its last lines:\n```\n{}\n```",
                     server.log_tail(30)
-                ));
+                );
+                eprintln!("{msg}");
+                report.note(msg);
+                return Ok(());
             }
             let _ = server.stop();
         }

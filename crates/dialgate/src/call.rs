@@ -25,8 +25,10 @@ use crate::config::Group;
 pub struct GroupRuntime {
     /// The checked configuration.
     pub cfg: Group,
-    /// Its module.
-    pub module: Arc<dyn SecurityModule>,
+    /// Its module (`None`: a dedicated PPP port, no dialog).
+    pub module: Option<Arc<dyn SecurityModule>>,
+    /// The PPP hand-off's shared state, for `ppp` groups.
+    pub ppp: Option<crate::session::PppRuntime>,
     /// Live handles (shared by all groups).
     pub table: Arc<PortTable>,
     /// The event log.
@@ -64,9 +66,17 @@ pub struct DialogResult {
 const BEGIN_WARN: Duration = Duration::from_secs(1);
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
 
+impl GroupRuntime {
+    /// The module's name for records (`none` on a dedicated PPP port).
+    pub fn module_name(&self) -> &str {
+        self.module.as_ref().map_or("none", |m| m.name())
+    }
+}
+
 /// Runs the security dialog on `stream` until the transaction finishes.
 pub async fn run_dialog<S>(
     rt: &GroupRuntime,
+    module: &Arc<dyn SecurityModule>,
     stream: &mut S,
     who: &CallerId,
     mut shutdown: watch::Receiver<bool>,
@@ -95,10 +105,11 @@ where
         recv_buffer_size: cfg.recv_buffer_size,
         host: port.host(),
     };
-    let module = rt.module.clone();
+    let begin_module = module.clone();
     let begin_at = Instant::now();
-    let mut begin: Option<JoinHandle<u32>> =
-        Some(tokio::task::spawn_blocking(move || module.begin(args)));
+    let mut begin: Option<JoinHandle<u32>> = Some(tokio::task::spawn_blocking(move || {
+        begin_module.begin(args)
+    }));
     let mut begin_warned = false;
     let mut end: Option<JoinHandle<u32>> = None;
     let mut out: Vec<u8> = Vec::new();
@@ -125,7 +136,7 @@ where
         for a in actions {
             match a {
                 Action::CallEnd => {
-                    let module = rt.module.clone();
+                    let module = module.clone();
                     end = Some(tokio::task::spawn_blocking(move || module.end(hport)));
                 }
                 Action::Finished(o) => break 'drive o,
@@ -185,7 +196,7 @@ where
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(begin_at + BEGIN_WARN)), if begin.is_some() && !begin_warned => {
                 begin_warned = true;
-                tracing::warn!(group = %rt.cfg.name, module = rt.module.name(), "module Begin has taken longer than 1 s");
+                tracing::warn!(group = %rt.cfg.name, module = module.name(), "module Begin has taken longer than 1 s");
             }
         }
     };
@@ -309,7 +320,7 @@ pub fn dialog_record(rt: &GroupRuntime, who: &CallerId, r: &DialogResult) -> eve
         r.ended,
         rt.cfg.name.clone(),
         who.device.clone(),
-        rt.module.name(),
+        rt.module_name(),
         outcome,
     );
     rec.remote = who.remote.clone();

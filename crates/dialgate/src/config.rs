@@ -23,6 +23,8 @@ pub struct Config {
     pub secrets_file: PathBuf,
     /// The port groups, in file order.
     pub groups: Vec<Group>,
+    /// The tun device PPP sessions use (required by `ppp` hand-offs).
+    pub network: Option<NetworkConfig>,
     /// Where the configuration came from (`None`: embedded defaults).
     pub source: Option<PathBuf>,
 }
@@ -103,6 +105,8 @@ pub enum Handoff {
         /// Its arguments.
         args: Vec<String>,
     },
+    /// PPP in user space: authentication again, an address, IP through the tun.
+    Ppp(PppConfig),
 }
 
 impl Handoff {
@@ -110,8 +114,44 @@ impl Handoff {
     pub fn describe(&self) -> String {
         match self {
             Handoff::Exec { program, .. } => format!("exec {}", program.display()),
+            Handoff::Ppp(_) => "ppp".to_string(),
         }
     }
+}
+
+/// The `[network]` table: the tun all PPP sessions share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Interface name (at most 15 bytes).
+    pub tun: String,
+    /// The server's own address on the tun; also every session's IPCP local
+    /// address.
+    pub address: std::net::Ipv4Addr,
+    /// The prefix routed to the tun (the pools live in it).
+    pub prefix_len: u8,
+    /// The tun's MTU (and the most a session's MRU is used up to).
+    pub mtu: u16,
+    /// DNS servers given to callers (at most two).
+    pub dns: Vec<std::net::Ipv4Addr>,
+}
+
+/// A `ppp` hand-off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PppConfig {
+    /// Allowed methods, in order of preference.
+    pub auth: Vec<ppp::auth::AuthProtocol>,
+    /// First and last address of the group's pool.
+    pub pool: (std::net::Ipv4Addr, std::net::Ipv4Addr),
+    /// The PPP name must equal the dialog's UserName (Windows event 20096).
+    pub same_user: bool,
+    /// LCP Echo-Request interval.
+    pub echo_interval: Duration,
+    /// Unanswered echoes before the session ends.
+    pub echo_max_missed: u32,
+    /// No IP packet either way for this long ends the session.
+    pub idle_timeout: Option<Duration>,
+    /// The longest a session may last.
+    pub session_limit: Option<Duration>,
 }
 
 /// One port group.
@@ -123,8 +163,8 @@ pub struct Group {
     pub kind: PortKind,
     /// Most callers served at once.
     pub max_callers: usize,
-    /// The security module.
-    pub module: ModuleConfig,
+    /// The security module; `None` only for a dedicated PPP port.
+    pub module: Option<ModuleConfig>,
     /// After SUCCESS.
     pub handoff: Handoff,
     /// The transaction limits.
@@ -181,8 +221,19 @@ struct RawConfig {
     event_log: Option<Spanned<String>>,
     users_file: Option<Spanned<String>>,
     secrets_file: Option<Spanned<String>>,
+    network: Option<Spanned<RawNetwork>>,
     #[serde(default)]
     group: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    tun: Option<Spanned<String>>,
+    address: Spanned<String>,
+    mtu: Option<Spanned<i64>>,
+    #[serde(default)]
+    dns: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -198,7 +249,7 @@ struct RawGroup {
     send_buffer: Option<Spanned<i64>>,
     recv_buffer: Option<Spanned<i64>>,
     backlog: Option<Spanned<i64>>,
-    module: Spanned<RawModule>,
+    module: Option<Spanned<RawModule>>,
     handoff: Option<Spanned<RawHandoff>>,
 }
 
@@ -222,6 +273,13 @@ struct RawHandoff {
     program: Option<Spanned<String>>,
     #[serde(default)]
     args: Vec<String>,
+    auth: Option<Spanned<Vec<String>>>,
+    pool: Option<Spanned<String>>,
+    same_user: Option<bool>,
+    echo_interval: Option<Spanned<RawDuration>>,
+    echo_max_missed: Option<Spanned<i64>>,
+    idle_timeout: Option<Spanned<RawDuration>>,
+    session_limit: Option<Spanned<RawDuration>>,
 }
 
 /// A duration: whole seconds, or a string like `90s`, `2m`, `1h`.
@@ -333,13 +391,201 @@ pub fn parse(
         }
         groups.push(group);
     }
+    let network = raw
+        .network
+        .as_ref()
+        .map(|n| check_network(&cx, n.get_ref()))
+        .transpose()?;
+    for (g, raw_g) in groups.iter().zip(&raw.group) {
+        if let Handoff::Ppp(p) = &g.handoff {
+            let h = raw_g
+                .get_ref()
+                .handoff
+                .as_ref()
+                .map_or(&raw_g.get_ref().kind, |h| &h.get_ref().kind);
+            let Some(n) = &network else {
+                return Err(cx.at(
+                    h,
+                    "a `ppp` hand-off needs a [network] table (the tun device)",
+                ));
+            };
+            let in_net = |a: std::net::Ipv4Addr| same_prefix(a, n.address, n.prefix_len);
+            if !in_net(p.pool.0) || !in_net(p.pool.1) {
+                return Err(cx.at(
+                    h,
+                    format!(
+                        "the pool {}-{} is not inside the network {}/{}",
+                        p.pool.0, p.pool.1, n.address, n.prefix_len
+                    ),
+                ));
+            }
+            if (p.pool.0..=p.pool.1).contains(&n.address) {
+                return Err(cx.at(
+                    h,
+                    format!("the pool contains the server's own address {}", n.address),
+                ));
+            }
+        }
+    }
+    for (i, a) in groups.iter().enumerate() {
+        for b in &groups[i + 1..] {
+            if let (Handoff::Ppp(x), Handoff::Ppp(y)) = (&a.handoff, &b.handoff)
+                && x.pool.0 <= y.pool.1
+                && y.pool.0 <= x.pool.1
+            {
+                return Err(cx.err(
+                    None,
+                    format!("the pools of groups `{}` and `{}` overlap", a.name, b.name),
+                ));
+            }
+        }
+    }
     Ok(Config {
         data_dir,
         event_log,
         users_file,
         secrets_file,
         groups,
+        network,
         source,
+    })
+}
+
+fn same_prefix(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, len: u8) -> bool {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    };
+    u32::from(a) & mask == u32::from(b) & mask
+}
+
+fn check_network(cx: &Ctx<'_>, n: &RawNetwork) -> Result<NetworkConfig, ConfigError> {
+    let tun = n
+        .tun
+        .as_ref()
+        .map_or_else(|| "dialgate0".to_string(), |t| t.get_ref().clone());
+    if tun.is_empty() || tun.len() > 15 || tun.contains(['/', ':', ' ', '\0']) {
+        return Err(cx.at(
+            n.tun.as_ref().unwrap_or(&n.address),
+            "a tun name is 1 to 15 bytes, without `/`, `:` or spaces",
+        ));
+    }
+    let (addr, len) = n.address.get_ref().split_once('/').ok_or_else(|| {
+        cx.at(
+            &n.address,
+            "`address` is the server's address with the pool's prefix, like 10.250.1.1/24",
+        )
+    })?;
+    let address: std::net::Ipv4Addr = addr
+        .parse()
+        .map_err(|_| cx.at(&n.address, format!("`{addr}` is not an IPv4 address")))?;
+    let prefix_len: u8 = match len.parse() {
+        Ok(l) if (8..=30).contains(&l) => l,
+        _ => return Err(cx.at(&n.address, format!("prefix length `{len}` must be 8 to 30"))),
+    };
+    let mtu = match &n.mtu {
+        None => 1500,
+        Some(m) => match u16::try_from(*m.get_ref()) {
+            Ok(v) if (576..=9000).contains(&v) => v,
+            _ => return Err(cx.at(m, "mtu must be 576 to 9000")),
+        },
+    };
+    if n.dns.len() > 2 {
+        return Err(cx.at(&n.dns[2], "at most two DNS servers"));
+    }
+    let mut dns = Vec::new();
+    for d in &n.dns {
+        dns.push(
+            d.get_ref()
+                .parse()
+                .map_err(|_| cx.at(d, format!("`{}` is not an IPv4 address", d.get_ref())))?,
+        );
+    }
+    Ok(NetworkConfig {
+        tun,
+        address,
+        prefix_len,
+        mtu,
+        dns,
+    })
+}
+
+fn check_ppp(cx: &Ctx<'_>, h: &RawHandoff) -> Result<PppConfig, ConfigError> {
+    use ppp::auth::AuthProtocol;
+    let auth = match &h.auth {
+        None => vec![
+            AuthProtocol::MsChapV2,
+            AuthProtocol::ChapMd5,
+            AuthProtocol::Pap,
+        ],
+        Some(list) => {
+            let mut out = Vec::new();
+            for a in list.get_ref() {
+                let p = match a.as_str() {
+                    "mschapv2" | "ms-chapv2" => AuthProtocol::MsChapV2,
+                    "chap-md5" | "chap" => AuthProtocol::ChapMd5,
+                    "pap" => AuthProtocol::Pap,
+                    other => {
+                        return Err(cx.at(
+                            list,
+                            format!(
+                                "unknown PPP authentication `{other}` (mschapv2, chap-md5, pap)"
+                            ),
+                        ));
+                    }
+                };
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            if out.is_empty() {
+                return Err(cx.at(
+                    list,
+                    "a `ppp` hand-off needs at least one authentication method",
+                ));
+            }
+            out
+        }
+    };
+    let pool = h
+        .pool
+        .as_ref()
+        .ok_or_else(|| cx.at(&h.kind, "a `ppp` hand-off needs `pool = \"FIRST-LAST\"`"))?;
+    let bad = || {
+        cx.at(
+            pool,
+            format!(
+                "`{}` is not a range like 10.250.1.10-10.250.1.200",
+                pool.get_ref()
+            ),
+        )
+    };
+    let (a, b) = pool.get_ref().split_once('-').ok_or_else(bad)?;
+    let first: std::net::Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+    let last: std::net::Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+    if first > last {
+        return Err(cx.at(pool, "the pool's first address is after its last"));
+    }
+    let opt =
+        |d: &Option<Spanned<RawDuration>>, what: &str| -> Result<Option<Duration>, ConfigError> {
+            d.as_ref()
+                .map(|_| duration(cx, d, Duration::ZERO, what))
+                .transpose()
+        };
+    Ok(PppConfig {
+        auth,
+        pool: (first, last),
+        same_user: h.same_user.unwrap_or(true),
+        echo_interval: duration(
+            cx,
+            &h.echo_interval,
+            Duration::from_secs(30),
+            "echo_interval",
+        )?,
+        echo_max_missed: positive(cx, &h.echo_max_missed, 4, 100, "echo_max_missed")? as u32,
+        idle_timeout: opt(&h.idle_timeout, "idle_timeout")?,
+        session_limit: opt(&h.session_limit, "session_limit")?,
     })
 }
 
@@ -533,7 +779,11 @@ fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, Con
         )?,
         grace: duration(cx, &g.end_grace, defaults.grace, "end_grace")?,
     };
-    let module = check_module(cx, g.module.get_ref(), data_dir)?;
+    let module = g
+        .module
+        .as_ref()
+        .map(|m| check_module(cx, m.get_ref(), data_dir))
+        .transpose()?;
     let handoff = match &g.handoff {
         None => Handoff::Exec {
             program: PathBuf::from("/bin/sh"),
@@ -560,17 +810,26 @@ fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, Con
                     }
                 }
                 "ppp" => {
-                    return Err(cx.at(
-                        &h.kind,
-                        "the `ppp` hand-off is not available in this version (use `exec`)",
-                    ));
+                    if h.program.is_some() || !h.args.is_empty() {
+                        return Err(cx.at(&h.kind, "`program` and `args` are for `exec` hand-offs"));
+                    }
+                    Handoff::Ppp(check_ppp(cx, h)?)
                 }
                 other => {
-                    return Err(cx.at(&h.kind, format!("unknown hand-off kind `{other}` (exec)")));
+                    return Err(cx.at(
+                        &h.kind,
+                        format!("unknown hand-off kind `{other}` (exec or ppp)"),
+                    ));
                 }
             }
         }
     };
+    if module.is_none() && !matches!(handoff, Handoff::Ppp(_)) {
+        return Err(cx.at(
+            &g.name,
+            "a group without [group.module] must have a `ppp` hand-off (a dedicated PPP port)",
+        ));
+    }
     Ok(Group {
         name,
         kind,
@@ -743,7 +1002,10 @@ mod tests {
         assert_eq!(g.max_callers, 1);
         assert_eq!(g.transaction.dialog_time_limit, Duration::from_secs(30));
         assert_eq!(g.transaction.recv_buffer_size, 64);
-        assert!(matches!(g.module, ModuleConfig::Users { tries: 2, .. }));
+        assert!(matches!(
+            g.module,
+            Some(ModuleConfig::Users { tries: 2, .. })
+        ));
         let e = p(&text.replace("recv_buffer = 64", "recv_buffer = 0")).unwrap_err();
         assert_eq!(e.at.map(|a| a.0), Some(6));
     }
@@ -757,5 +1019,96 @@ mod tests {
             "inside a character: its start"
         );
         assert_eq!(line_col("", 10), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod ppp_tests {
+    use super::*;
+
+    const NET: &str =
+        "[network]\ntun = \"dg0\"\naddress = \"10.250.1.1/24\"\ndns = [\"10.250.1.1\"]\n";
+
+    fn group(handoff: &str, module: bool) -> String {
+        let m = if module {
+            "[group.module]\nkind = \"users\"\n"
+        } else {
+            ""
+        };
+        format!(
+            "[[group]]\nname = \"p\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n{m}[group.handoff]\n{handoff}"
+        )
+    }
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(text, "t.toml", Path::new("/data"), None)
+    }
+
+    #[test]
+    fn a_ppp_handoff_parses_with_defaults() {
+        let c = p(&format!(
+            "{NET}{}",
+            group("kind = \"ppp\"\npool = \"10.250.1.10-10.250.1.20\"\n", true)
+        ))
+        .unwrap();
+        let Handoff::Ppp(ppp) = &c.groups[0].handoff else {
+            panic!()
+        };
+        assert_eq!(ppp.auth.len(), 3);
+        assert!(ppp.same_user);
+        assert_eq!(c.network.as_ref().unwrap().prefix_len, 24);
+    }
+
+    #[test]
+    fn a_dedicated_ppp_port_has_no_module() {
+        let c = p(&format!(
+            "{NET}{}",
+            group(
+                "kind = \"ppp\"\npool = \"10.250.1.10-10.250.1.20\"\nauth = [\"pap\"]\n",
+                false
+            )
+        ))
+        .unwrap();
+        assert!(c.groups[0].module.is_none());
+        let e = p(&group("kind = \"exec\"\nprogram = \"/bin/true\"\n", false)).unwrap_err();
+        assert!(e.message.contains("dedicated"), "{e}");
+    }
+
+    #[test]
+    fn ppp_mistakes_are_located() {
+        let e = p(&group(
+            "kind = \"ppp\"\npool = \"10.250.1.10-10.250.1.20\"\n",
+            true,
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("[network]"), "{e}");
+        let e = p(&format!(
+            "{NET}{}",
+            group("kind = \"ppp\"\npool = \"10.9.1.10-10.9.1.20\"\n", true)
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("not inside"), "{e}");
+        let e = p(&format!(
+            "{NET}{}",
+            group("kind = \"ppp\"\npool = \"10.250.1.1-10.250.1.20\"\n", true)
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("own address"), "{e}");
+        let e = p(&format!(
+            "{NET}{}",
+            group(
+                "kind = \"ppp\"\npool = \"10.250.1.10-10.250.1.20\"\nauth = [\"eap\"]\n",
+                true
+            )
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("eap"), "{e}");
+        assert!(e.at.is_some());
+        let e = p(&format!(
+            "{NET}{}",
+            group("kind = \"ppp\"\npool = \"banana\"\n", true)
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("range"), "{e}");
     }
 }

@@ -42,7 +42,9 @@ pub async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Handoff::Exec { program, args } = handoff;
+    let Handoff::Exec { program, args } = handoff else {
+        return "not an exec hand-off".to_string();
+    };
     let mut child = match Command::new(program)
         .args(args)
         .env("DIALGATE_USER", &session.user)

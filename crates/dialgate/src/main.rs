@@ -4,7 +4,10 @@ mod call;
 mod config;
 mod handoff;
 mod logcmd;
+mod network;
+mod pool;
 mod serve;
+mod session;
 mod usercmd;
 
 use std::path::{Path, PathBuf};

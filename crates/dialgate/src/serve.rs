@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use securityhost::{PortTable, SecurityModule};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::call::{self, CallerId, GroupRuntime};
-use crate::config::{Config, Group, ModuleConfig, PortKind};
+use crate::config::{Config, Group, Handoff, ModuleConfig, PortKind};
 use crate::handoff;
 
 /// Builds the module a group names.
@@ -22,8 +22,11 @@ fn build_module(
     group: &Group,
     handle: &tokio::runtime::Handle,
     table: &Arc<PortTable>,
-) -> Result<Arc<dyn SecurityModule>, String> {
-    match &group.module {
+) -> Result<Option<Arc<dyn SecurityModule>>, String> {
+    let Some(module) = &group.module else {
+        return Ok(None);
+    };
+    match module {
         ModuleConfig::C { path } => {
             let m = cmodule::WorkerModule::start(
                 cmodule::WorkerCommand::new("/proc/self/exe").arg("module-worker"),
@@ -38,7 +41,7 @@ fn build_module(
                     p.module_defect(d);
                 }
             });
-            Ok(Arc::new(m))
+            Ok(Some(Arc::new(m) as Arc<dyn SecurityModule>))
         }
         ModuleConfig::Users {
             banner,
@@ -56,7 +59,7 @@ fn build_module(
                 ..Default::default()
             },
         )
-        .map(|m| Arc::new(m) as Arc<dyn SecurityModule>)
+        .map(|m| Some(Arc::new(m) as Arc<dyn SecurityModule>))
         .map_err(|e| format!("group {}: module users: {e}", group.name)),
         ModuleConfig::Pin {
             user,
@@ -87,7 +90,7 @@ fn build_module(
                     ..Default::default()
                 },
             )
-            .map(|m| Arc::new(m) as Arc<dyn SecurityModule>)
+            .map(|m| Some(Arc::new(m) as Arc<dyn SecurityModule>))
             .map_err(|e| format!("group {}: module pin: {e}", group.name))
         }
     }
@@ -129,7 +132,7 @@ pub fn check_config(cfg: &Config) -> ExitCode {
             g.name,
             g.kind.name(),
             endpoint(&g.kind),
-            g.module.name(),
+            g.module.as_ref().map_or("none", ModuleConfig::name),
             g.max_callers,
             g.transaction.dialog_time_limit.as_secs(),
             g.handoff.describe()
@@ -200,13 +203,45 @@ async fn serve(cfg: Config) -> Result<(), String> {
     tracing::info!("data directory {}", cfg.data_dir.display());
     tracing::info!("event log {}", cfg.event_log.display());
 
+    let network = match &cfg.network {
+        Some(n)
+            if cfg
+                .groups
+                .iter()
+                .any(|g| matches!(g.handoff, Handoff::Ppp(_))) =>
+        {
+            let net = crate::network::Network::start(n, shutdown_rx.clone())
+                .map_err(|e| format!("cannot create the tun device {}: {e}", n.tun))?;
+            tracing::info!(
+                "network: tun {} with {}/{} (mtu {}); route the pools' prefix to it and add NAT if callers need the outside",
+                net.tun_name(),
+                n.address,
+                n.prefix_len,
+                n.mtu
+            );
+            Some(net)
+        }
+        _ => None,
+    };
     let mut bound = Vec::new();
     for g in &cfg.groups {
         // The C worker start blocks (up to its ready timeout): off the reactor.
         let module = tokio::task::block_in_place(|| build_module(&cfg, g, &handle, &table))?;
+        let ppp = match (&g.handoff, &network) {
+            (Handoff::Ppp(p), Some(net)) => Some(crate::session::PppRuntime {
+                cfg: p.clone(),
+                pool: crate::pool::Pool::new(p.pool.0, p.pool.1)
+                    .ok_or_else(|| format!("group {}: empty pool", g.name))?,
+                net: net.clone(),
+                users_file: cfg.users_file.clone(),
+                secrets_file: cfg.secrets_file.clone(),
+            }),
+            _ => None,
+        };
         let rtg = Arc::new(GroupRuntime {
             cfg: g.clone(),
             module,
+            ppp,
             table: table.clone(),
             log: writer.clone(),
             log_broken: Arc::new(AtomicBool::new(false)),
@@ -226,7 +261,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                     "group {}: {} port listening on {a}, module {}",
                     g.name,
                     g.kind.name(),
-                    g.module.name()
+                    g.module.as_ref().map_or("none", ModuleConfig::name)
                 );
                 a.to_string()
             }
@@ -235,7 +270,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
                     "group {}: pty port at {}, module {}",
                     g.name,
                     endpoint(&g.kind),
-                    g.module.name()
+                    g.module.as_ref().map_or("none", ModuleConfig::name)
                 );
                 endpoint(&g.kind)
             }
@@ -259,7 +294,7 @@ fn print_welcome(cfg: &Config, bound: &[(Group, String)]) {
     let users = cfg
         .groups
         .iter()
-        .any(|g| matches!(g.module, ModuleConfig::Users { .. }));
+        .any(|g| matches!(g.module, Some(ModuleConfig::Users { .. })));
     if users {
         let cfgarg = cfg
             .source
@@ -354,27 +389,26 @@ async fn port_loop(
     while calls.join_next().await.is_some() {}
 }
 
-/// One caller, start to end: the dialog, its record, then the hand-off.
-async fn serve_caller<S>(
+/// One caller, start to end: the dialog (unless the port is dedicated to
+/// PPP), its record, then the hand-off and its record.
+async fn serve_caller(
     rt: &GroupRuntime,
-    stream: &mut S,
+    stream: &mut ports::CallerStream,
     who: CallerId,
     shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) {
     if rt.log_broken.load(Ordering::SeqCst) {
         // Refuse rather than serve unrecorded; the refusal itself is a probe.
-        let rec = eventlog::Record::new(
+        let now = time::OffsetDateTime::now_utc();
+        let mut rec = eventlog::Record::new(
             eventlog::Kind::Dialog,
-            time::OffsetDateTime::now_utc(),
-            time::OffsetDateTime::now_utc(),
+            now,
+            now,
             rt.cfg.name.clone(),
             who.device.clone(),
-            rt.module.name(),
+            rt.module_name(),
             eventlog::Outcome::Refused,
         );
-        let mut rec = rec;
         rec.remote = who.remote.clone();
         rec.detail = Some("event log unavailable".into());
         if !call::record(rt, rec).await {
@@ -383,25 +417,58 @@ async fn serve_caller<S>(
             return;
         }
     }
-    let result = call::run_dialog(rt, stream, &who, shutdown.clone()).await;
-    let rec = call::dialog_record(rt, &who, &result);
-    let recorded = call::record(rt, rec).await;
-    let Some((user, domain)) = result.outcome.granted() else {
-        return;
+    let (user, domain, backlog) = match &rt.module {
+        Some(module) => {
+            let result = call::run_dialog(rt, module, stream, &who, shutdown.clone()).await;
+            let rec = call::dialog_record(rt, &who, &result);
+            let recorded = call::record(rt, rec).await;
+            let Some((user, domain)) = result.outcome.granted() else {
+                return;
+            };
+            if !recorded {
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE))
+                    .await;
+                return;
+            }
+            if result.hung_up || *shutdown.borrow() {
+                return;
+            }
+            (Some(user.to_string()), domain.to_string(), result.backlog)
+        }
+        None => (None, String::new(), Vec::new()),
     };
-    if !recorded {
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE)).await;
-        return;
+    match (&rt.cfg.handoff, &rt.ppp) {
+        (Handoff::Ppp(_), Some(ppp)) => {
+            // Telnet: BINARY both ways before the first frame.
+            match stream.prepare_for_ppp(Duration::from_secs(3)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(group = %rt.cfg.name, "telnet peer refused BINARY; PPP may fail")
+                }
+                Err(_) => return,
+            }
+            let start = crate::session::SessionStart {
+                group: &rt.cfg.name,
+                module: rt.module_name(),
+                who: &who,
+                dialog_user: user.as_deref(),
+                backlog,
+            };
+            let rec = crate::session::run(ppp, start, stream, shutdown).await;
+            call::record(rt, rec).await;
+        }
+        (Handoff::Exec { .. }, _) => {
+            let session = handoff::Session {
+                user: user.unwrap_or_default(),
+                domain,
+                port: rt.cfg.name.clone(),
+                device: who.device.clone(),
+            };
+            let how = handoff::run(&rt.cfg.handoff, &session, stream, backlog, shutdown).await;
+            tracing::info!(group = %rt.cfg.name, user = %session.user, "hand-off ended: {how}");
+        }
+        (Handoff::Ppp(_), None) => {
+            tracing::error!(group = %rt.cfg.name, "ppp hand-off without a network; hanging up");
+        }
     }
-    if result.hung_up || *shutdown.borrow() {
-        return;
-    }
-    let session = handoff::Session {
-        user: user.to_string(),
-        domain: domain.to_string(),
-        port: rt.cfg.name.clone(),
-        device: who.device.clone(),
-    };
-    let how = handoff::run(&rt.cfg.handoff, &session, stream, result.backlog, shutdown).await;
-    tracing::info!(group = %rt.cfg.name, user = %user, "hand-off ended: {how}");
 }

@@ -4,7 +4,7 @@
 //! Protocol-Reject codes are handled by [`crate::link::Link`].
 
 use crate::fsm::{JudgeBuilder, Judgement, Negotiator, Rand};
-use crate::wire::{LcpOption, RawOption, lcp_opt, parse_options};
+use crate::wire::{LcpOption, RawOption, lcp_opt};
 
 pub use crate::auth::AuthProtocol;
 
@@ -418,14 +418,6 @@ pub fn parse_magic_data(data: &[u8]) -> Option<(u32, &[u8])> {
         [a, b, c, d, rest @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
         _ => None,
     }
-}
-
-/// Checks that a byte string holds only well-formed LCP options (used by
-/// tests and fuzzing).
-pub fn options_well_formed(data: &[u8]) -> bool {
-    parse_options(data)
-        .map(|v| v.into_iter().all(|r| LcpOption::parse(r).is_ok()))
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -1,0 +1,382 @@
+//! A PPP session on a caller's line: the driver of a sans-IO `ppp::Link` in
+//! the server role. It authenticates the caller again (PAP, CHAP-MD5 or
+//! MS-CHAPv2 against the users backend, for the same user as the dialog),
+//! gives it an address from the group's pool, and carries its IPv4 packets
+//! to and from the shared tun.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ppp::auth::{AuthProtocol, Credentials, Verdict};
+use ppp::link::{DownCause, Event, Link, LinkConfig};
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::call::CallerId;
+use crate::config::PppConfig;
+use crate::network::{Network, ipv4_src};
+use crate::pool::Pool;
+
+/// What a group's PPP hand-off shares between its sessions.
+pub struct PppRuntime {
+    /// The hand-off's settings.
+    pub cfg: PppConfig,
+    /// The group's addresses.
+    pub pool: Arc<Pool>,
+    /// The tun and the routing table.
+    pub net: Arc<Network>,
+    /// The users file (PAP).
+    pub users_file: PathBuf,
+    /// The PPP secrets file (CHAP-MD5, MS-CHAPv2).
+    pub secrets_file: PathBuf,
+}
+
+/// Who the session is for and where it runs.
+pub struct SessionStart<'a> {
+    /// The group's name.
+    pub group: &'a str,
+    /// The module that held the dialog (`none` on a dedicated port).
+    pub module: &'a str,
+    /// The caller.
+    pub who: &'a CallerId,
+    /// The dialog's UserName, when there was a dialog.
+    pub dialog_user: Option<&'a str>,
+    /// Caller bytes the dialog did not read (the first PPP frames).
+    pub backlog: Vec<u8>,
+}
+
+const REJECT: &str = "Authentication failed";
+
+fn method_name(p: AuthProtocol) -> &'static str {
+    match p {
+        AuthProtocol::Pap => "pap",
+        AuthProtocol::ChapMd5 => "chap-md5",
+        AuthProtocol::MsChapV2 => "ms-chapv2",
+    }
+}
+
+/// Checks PPP credentials against the users backend. Blocking (argon2 for
+/// PAP): run it off the reactor.
+pub fn verify(
+    creds: &Credentials,
+    users_file: &std::path::Path,
+    secrets_file: &std::path::Path,
+) -> Verdict {
+    let Ok(name) = std::str::from_utf8(creds.user()) else {
+        return Verdict::reject(REJECT);
+    };
+    match creds {
+        Credentials::Pap { password, .. } => match modules::UsersDb::load(users_file) {
+            Ok(db) => match db.check(creds.user(), password) {
+                (modules::userdb::Check::Granted, _) => Verdict::Accept {
+                    authenticator_response: None,
+                },
+                _ => Verdict::reject(REJECT),
+            },
+            Err(e) => {
+                tracing::error!("PPP PAP: cannot read the users file: {e}");
+                Verdict::reject("Authentication service unavailable")
+            }
+        },
+        Credentials::ChapMd5 { .. } | Credentials::MsChapV2 { .. } => {
+            let enabled = match modules::UsersDb::load(users_file) {
+                Ok(db) => db.get(name).is_some_and(|u| !u.disabled),
+                Err(e) => {
+                    tracing::error!("PPP CHAP: cannot read the users file: {e}");
+                    return Verdict::reject("Authentication service unavailable");
+                }
+            };
+            let secrets = match modules::SecretsDb::load(secrets_file) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("PPP CHAP: cannot read the secrets file: {e}");
+                    return Verdict::reject("Authentication service unavailable");
+                }
+            };
+            let entry = secrets.get(name).filter(|_| enabled);
+            match creds {
+                Credentials::ChapMd5 { .. } => match entry.and_then(|e| e.chap_secret.as_ref()) {
+                    Some(secret) => creds.verify_password(secret, REJECT),
+                    None => Verdict::reject(REJECT),
+                },
+                _ => {
+                    // Unknown users are checked against a hash nobody has,
+                    // so they take the same path.
+                    let nt = entry.map_or([0u8; 16], |e| *e.nt_hash);
+                    let v = creds.verify_nt_hash(&nt, REJECT);
+                    if entry.is_none() {
+                        Verdict::reject(REJECT)
+                    } else {
+                        v
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the session until the link goes down; returns its record.
+pub async fn run<S>(
+    rt: &PppRuntime,
+    start: SessionStart<'_>,
+    stream: &mut S,
+    mut shutdown: watch::Receiver<bool>,
+) -> eventlog::Record
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let started = OffsetDateTime::now_utc();
+    let mut rec = eventlog::Record::new(
+        eventlog::Kind::PppSession,
+        started,
+        started,
+        start.group,
+        start.who.device.clone(),
+        start.module,
+        eventlog::Outcome::SessionEnded,
+    );
+    rec.remote = start.who.remote.clone();
+    rec.user = start.dialog_user.map(str::to_string);
+    let mut info = eventlog::PppInfo::default();
+
+    let lease = match rt.pool.lease() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(group = start.group, "PPP refused: {e}");
+            rec.outcome = eventlog::Outcome::Refused;
+            rec.detail = Some(e.to_string());
+            rec.ended_at = OffsetDateTime::now_utc();
+            return rec;
+        }
+    };
+    let peer = lease.addr();
+    tracing::debug!(
+        group = start.group,
+        "leased {peer} ({} of {} in use)",
+        rt.pool.in_use(),
+        rt.pool.size()
+    );
+    info.address = Some(peer.to_string());
+    let mut cfg = LinkConfig::server(rt.net.local, peer, rt.cfg.auth.clone());
+    cfg.ipcp.dns = rt.net.dns;
+    cfg.echo_interval = Some(rt.cfg.echo_interval);
+    cfg.echo_max_missed = rt.cfg.echo_max_missed;
+    let now = Instant::now();
+    let mut link = match Link::new(cfg, now, Box::new(|b: &mut [u8]| rand::fill(b))) {
+        Ok(l) => l,
+        Err(e) => {
+            rec.outcome = eventlog::Outcome::Error;
+            rec.detail = Some(format!("PPP link could not start: {e}"));
+            rec.ended_at = OffsetDateTime::now_utc();
+            return rec;
+        }
+    };
+    if !start.backlog.is_empty() {
+        link.handle_input(now, &start.backlog);
+    }
+
+    let (verdict_tx, mut verdict_rx) = mpsc::channel::<(Verdict, bool)>(4);
+    let mut route: Option<(crate::network::Route, mpsc::Receiver<Vec<u8>>)> = None;
+    let mut buf = vec![0u8; 4096];
+    let mut out: Vec<u8> = Vec::new();
+    let mut off = 0usize;
+    let mut eof = false;
+    let mut name_mismatch = false;
+    let mut auth_failed = false;
+    let mut shut = *shutdown.borrow();
+    let session_deadline = rt
+        .cfg
+        .session_limit
+        .map(|d| tokio::time::Instant::now() + d);
+    let mut last_ip = tokio::time::Instant::now();
+    let mut cause: Option<DownCause> = None;
+    let mut spoofed: u64 = 0;
+    let mut flush_deadline: Option<tokio::time::Instant> = None;
+    let (mut rd, mut wr) = tokio::io::split(&mut *stream);
+    if shut {
+        link.close(now, "Server shutting down");
+    }
+
+    loop {
+        // Events first: they may queue frames.
+        while let Some(ev) = link.poll_event() {
+            match ev {
+                Event::Verify(req) => {
+                    let creds = req.credentials;
+                    info.user = Some(String::from_utf8_lossy(creds.user()).into_owned());
+                    info.method = Some(method_name(creds.protocol()).to_string());
+                    let mismatch = rt.cfg.same_user
+                        && start
+                            .dialog_user
+                            .is_some_and(|u| u.as_bytes() != creds.user());
+                    let tx = verdict_tx.clone();
+                    let (users, secrets) = (rt.users_file.clone(), rt.secrets_file.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let v = if mismatch {
+                            Verdict::reject("User name differs from the one given in the dialog")
+                        } else {
+                            verify(&creds, &users, &secrets)
+                        };
+                        let _ = tx.blocking_send((v, mismatch));
+                    });
+                }
+                Event::Authenticated { user, protocol } => {
+                    info.user = Some(String::from_utf8_lossy(&user).into_owned());
+                    info.method = Some(method_name(protocol).to_string());
+                    tracing::info!(group = start.group, user = %String::from_utf8_lossy(&user), method = method_name(protocol), "PPP authenticated");
+                }
+                Event::AuthFailed(r) => {
+                    auth_failed = true;
+                    tracing::info!(group = start.group, "PPP authentication failed: {r:?}");
+                }
+                Event::Up { local, peer: p, .. } => {
+                    if p != peer {
+                        tracing::warn!("PPP peer took {p}, not the assigned {peer}");
+                    }
+                    match rt.net.register(peer) {
+                        Some(r) => {
+                            route = Some(r);
+                            last_ip = tokio::time::Instant::now();
+                            tracing::info!(group = start.group, "PPP up: {local} <-> {peer}");
+                        }
+                        None => {
+                            // Never two live sessions on one address.
+                            link.close(Instant::now(), "Address in use");
+                        }
+                    }
+                }
+                Event::IpDown => route = None,
+                Event::IpPacket(p) => {
+                    if ipv4_src(&p) != Some(peer) {
+                        // Anti-spoofing: only the assigned source reaches the tun.
+                        spoofed += 1;
+                        continue;
+                    }
+                    info.packets_in += 1;
+                    info.bytes_in += p.len() as u64;
+                    last_ip = tokio::time::Instant::now();
+                    if let Err(e) = rt.net.send(&p).await {
+                        tracing::debug!("tun write failed: {e}");
+                    }
+                }
+                Event::Down { cause: c } => cause = Some(c),
+                Event::Phase(_) => {}
+            }
+        }
+        if out.is_empty() {
+            while let Some(frame) = link.poll_transmit() {
+                out.extend_from_slice(&frame);
+                if out.len() > 64 * 1024 {
+                    break;
+                }
+            }
+            off = 0;
+        }
+        if cause.is_some() {
+            if out.is_empty() || eof {
+                break;
+            }
+            // The last frames (Terminate-Ack) get a moment to go out.
+            flush_deadline.get_or_insert(tokio::time::Instant::now() + Duration::from_secs(2));
+        }
+        let timer = link.poll_timeout().map(tokio::time::Instant::from_std);
+        let idle = rt
+            .cfg
+            .idle_timeout
+            .filter(|_| route.is_some())
+            .map(|d| last_ip + d);
+        tokio::select! {
+            r = rd.read(&mut buf), if !eof => match r {
+                Ok(0) | Err(_) => {
+                    eof = true;
+                    out.clear();
+                    link.handle_hangup(Instant::now());
+                }
+                Ok(n) => link.handle_input(Instant::now(), &buf[..n]),
+            },
+            r = wr.write(&out[off..]), if off < out.len() && !eof => match r {
+                Ok(0) | Err(_) => {
+                    eof = true;
+                    out.clear();
+                    link.handle_hangup(Instant::now());
+                }
+                Ok(n) => {
+                    off += n;
+                    if off >= out.len() {
+                        out.clear();
+                        off = 0;
+                    }
+                }
+            },
+            Some((v, mismatch)) = verdict_rx.recv() => {
+                name_mismatch |= mismatch;
+                if let Err(e) = link.verified(Instant::now(), v) {
+                    tracing::warn!("PPP verdict not taken: {e}");
+                }
+            }
+            Some(p) = recv_opt(&mut route) => {
+                info.packets_out += 1;
+                info.bytes_out += p.len() as u64;
+                last_ip = tokio::time::Instant::now();
+                if let Err(e) = link.send_ip(&p) {
+                    tracing::debug!("packet for {peer} not sent: {e}");
+                }
+            }
+            _ = sleep_opt(timer) => link.handle_timeout(Instant::now()),
+            _ = sleep_opt(idle) => link.close(Instant::now(), "Idle timeout"),
+            _ = sleep_opt(session_deadline) => link.close(Instant::now(), "Session time limit"),
+            _ = sleep_opt(flush_deadline) => break,
+            r = shutdown.changed(), if !shut => {
+                shut = true;
+                if r.is_err() || *shutdown.borrow() {
+                    link.close(Instant::now(), "Server shutting down");
+                }
+            }
+        }
+    }
+    drop(route);
+    drop(lease);
+    let _ = wr.flush().await;
+    let cause = cause.unwrap_or(DownCause::Hangup);
+    info.cause = Some(cause.to_string());
+    rec.outcome = if name_mismatch {
+        eventlog::Outcome::PppNameMismatch
+    } else if auth_failed || matches!(cause, DownCause::AuthFailed(_)) {
+        eventlog::Outcome::PppAuthFailed
+    } else if shut && matches!(cause, DownCause::LocalClose(_)) {
+        eventlog::Outcome::Shutdown
+    } else {
+        eventlog::Outcome::SessionEnded
+    };
+    if spoofed > 0 {
+        rec.detail = Some(format!("{spoofed} packets with a spoofed source dropped"));
+    }
+    if name_mismatch {
+        rec.detail = Some(format!(
+            "PPP name {:?} differs from the dialog's user {:?} (Windows event 20096)",
+            info.user.as_deref().unwrap_or(""),
+            start.dialog_user.unwrap_or("")
+        ));
+    }
+    rec.ppp = Some(info);
+    rec.ended_at = OffsetDateTime::now_utc();
+    rec
+}
+
+async fn recv_opt(
+    r: &mut Option<(crate::network::Route, mpsc::Receiver<Vec<u8>>)>,
+) -> Option<Vec<u8>> {
+    match r {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_opt(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,376 @@
+//! PPP after the dialog, end to end, inside a network namespace each test
+//! makes: `dialgate serve` with a tun, a caller that passes the `users`
+//! dialog over TCP and then runs our PPP stack in the client role, pings the
+//! server's address through the tun, and hangs up. Needs root (tun, netns).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ppp::link::{Event, Link, LinkConfig};
+use support::*;
+
+const T: Duration = Duration::from_secs(15);
+const NS_ENV: &str = "DIALGATE_TEST_IN_NETNS";
+
+/// Runs the calling test again inside a fresh network namespace; returns
+/// true when the caller is that inner run and should do the work.
+fn in_netns(test: &str) -> bool {
+    if std::env::var_os(NS_ENV).is_some() {
+        let _ = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status();
+        return true;
+    }
+    let root = nix::unistd::Uid::effective().is_root();
+    let ip = Command::new("ip").arg("-V").output().is_ok();
+    if !root || !ip {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PPP tests need root and iproute2 in CI"
+        );
+        eprintln!("skipping {test}: needs root and `ip` (network namespaces, tun)");
+        return false;
+    }
+    let ns = format!("dgppp-{}-{}", std::process::id(), test.len());
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _guard = Ns(ns.clone());
+    let out = Command::new("timeout")
+        .arg("120")
+        .args(["ip", "netns", "exec", &ns])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(NS_ENV, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "inner run failed:\n{text}"
+    );
+    false
+}
+
+fn ppp_setup(auth: &str, extra: &str) -> Setup {
+    let cfg = format!(
+        r#"[network]
+tun = "dgp0"
+address = "10.250.1.1/24"
+dns = ["10.250.1.1"]
+
+[[group]]
+name = "ppp0"
+kind = "tcp"
+listen = "127.0.0.1:0"
+
+[group.module]
+kind = "users"
+tries = 1
+
+[group.handoff]
+kind = "ppp"
+auth = [{auth}]
+pool = "10.250.1.10-10.250.1.11"
+{extra}
+"#
+    );
+    let s = Setup::new(&cfg);
+    let mut add = s.cmd(&[
+        "user",
+        "add",
+        "alice",
+        "--allow-chap-md5",
+        "--password-stdin",
+    ]);
+    let mut child = add.stdin(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut add = s.cmd(&["user", "add", "bob", "--allow-chap-md5", "--password-stdin"]);
+    let mut child = add.stdin(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"b0bpw\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    s
+}
+
+/// Passes the users dialog as `user`, returning the line for PPP.
+fn dial(addr: std::net::SocketAddr, user: &str, password: &str) -> TcpStream {
+    let mut c = Caller::connect(addr);
+    assert!(c.expect("Username: ", T));
+    c.send(format!("{user}\r").as_bytes());
+    assert!(c.expect("Password: ", T));
+    c.send(format!("{password}\r").as_bytes());
+    // Whatever else the server sent before PPP is noise to the deframer.
+    c.s.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    c.s
+}
+
+/// Our PPP client on a blocking socket: runs until `until` says stop or
+/// the limit passes; returns every event seen.
+fn pump(
+    link: &mut Link,
+    s: &mut TcpStream,
+    limit: Duration,
+    mut until: impl FnMut(&Event, &mut Link) -> bool,
+) -> Vec<Event> {
+    let end = Instant::now() + limit;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        while let Some(f) = link.poll_transmit() {
+            if s.write_all(&f).is_err() {
+                return seen;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => {
+                link.handle_hangup(Instant::now());
+            }
+            Ok(n) => link.handle_input(Instant::now(), &buf[..n]),
+            Err(_) => {}
+        }
+        link.handle_timeout(Instant::now());
+        while let Some(ev) = link.poll_event() {
+            let stop = until(&ev, link);
+            let down = matches!(ev, Event::Down { .. });
+            seen.push(ev);
+            if stop || down {
+                while let Some(f) = link.poll_transmit() {
+                    let _ = s.write_all(&f);
+                }
+                return seen;
+            }
+        }
+    }
+    seen
+}
+
+fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, seq: u16, payload: &[u8]) -> Vec<u8> {
+    fn csum(b: &[u8]) -> u16 {
+        let mut s: u32 = 0;
+        for c in b.chunks(2) {
+            s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34];
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(payload);
+    let c = csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = (20 + icmp.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 1, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
+}
+
+fn session_up_ping_hang_up(auth: &str, method: &str) {
+    let s = ppp_setup(auth, "");
+    let srv = s.start();
+    let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+    let mut link = Link::new(
+        LinkConfig::client(Some((b"alice", "s3cret"))),
+        Instant::now(),
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    )
+    .unwrap();
+    let evs = pump(&mut link, &mut line, T, |e, _| {
+        matches!(e, Event::Up { .. })
+    });
+    let up = evs.iter().find_map(|e| match e {
+        Event::Up {
+            local, peer, dns, ..
+        } => Some((*local, *peer, *dns)),
+        _ => None,
+    });
+    let (local, peer, dns) = up.unwrap_or_else(|| panic!("no IPCP up: {evs:#?}"));
+    assert_eq!(
+        local,
+        Ipv4Addr::new(10, 250, 1, 10),
+        "the pool's first address"
+    );
+    assert_eq!(peer, Ipv4Addr::new(10, 250, 1, 1), "the server's address");
+    assert_eq!(dns[0], Some(Ipv4Addr::new(10, 250, 1, 1)));
+    // A ping to the server's tun address: the kernel answers through the tun.
+    let mut replies = 0;
+    for seq in 0..5u16 {
+        link.send_ip(&icmp_echo(local, peer, seq, &[0xab; 1000]))
+            .unwrap();
+        let evs = pump(
+            &mut link,
+            &mut line,
+            T,
+            |e, _| matches!(e, Event::IpPacket(p) if p.len() > 20 && p[9] == 1 && p[20] == 0),
+        );
+        if evs
+            .iter()
+            .any(|e| matches!(e, Event::IpPacket(p) if p[20] == 0))
+        {
+            replies += 1;
+        }
+    }
+    assert_eq!(replies, 5, "every echo answered");
+    link.close(Instant::now(), "User request");
+    let evs = pump(&mut link, &mut line, T, |_, _| false);
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Down { .. })),
+        "{evs:#?}"
+    );
+    let recs = s.wait_records(&["--kind", "ppp-session"], 1, T);
+    let r = &recs[0];
+    assert_eq!(r["outcome"], "session-ended", "{r}");
+    assert_eq!(r["ppp"]["user"], "alice");
+    assert_eq!(r["ppp"]["method"], method);
+    assert_eq!(r["ppp"]["address"], "10.250.1.10");
+    assert!(r["ppp"]["packets_in"].as_u64().unwrap() >= 5, "{r}");
+    assert!(r["ppp"]["packets_out"].as_u64().unwrap() >= 5, "{r}");
+    assert!(r["ppp"]["bytes_in"].as_u64().unwrap() >= 5 * 1028, "{r}");
+    let dialog = s.records(&["--kind", "dialog"]);
+    assert_eq!(dialog[0]["outcome"], "success");
+    assert_eq!(dialog[0]["handoff"], "ppp");
+}
+
+#[test]
+fn chap_md5_session_after_the_dialog() {
+    if in_netns("chap_md5_session_after_the_dialog") {
+        session_up_ping_hang_up("\"chap-md5\"", "chap-md5");
+    }
+}
+
+#[test]
+fn mschapv2_session_after_the_dialog() {
+    if in_netns("mschapv2_session_after_the_dialog") {
+        session_up_ping_hang_up("\"mschapv2\"", "ms-chapv2");
+    }
+}
+
+#[test]
+fn pap_session_after_the_dialog() {
+    if in_netns("pap_session_after_the_dialog") {
+        session_up_ping_hang_up("\"pap\"", "pap");
+    }
+}
+
+#[test]
+fn a_ppp_name_other_than_the_dialogs_is_hung_up_and_logged() {
+    if !in_netns("a_ppp_name_other_than_the_dialogs_is_hung_up_and_logged") {
+        return;
+    }
+    let s = ppp_setup("\"mschapv2\"", "");
+    let srv = s.start();
+    let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+    // bob's own, valid, credentials: still refused, the dialog said alice.
+    let mut link = Link::new(
+        LinkConfig::client(Some((b"bob", "b0bpw"))),
+        Instant::now(),
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    )
+    .unwrap();
+    let evs = pump(&mut link, &mut line, T, |_, _| false);
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::AuthFailed(_))),
+        "{evs:#?}"
+    );
+    assert!(!evs.iter().any(|e| matches!(e, Event::Up { .. })));
+    let r = s.wait_records(&["--outcome", "ppp-name-mismatch"], 1, T);
+    assert_eq!(r.len(), 1, "{:#?}", s.records(&[]));
+    assert!(r[0]["detail"].as_str().unwrap().contains("20096"));
+}
+
+#[test]
+fn a_wrong_chap_secret_fails_ppp_authentication() {
+    if !in_netns("a_wrong_chap_secret_fails_ppp_authentication") {
+        return;
+    }
+    let s = ppp_setup("\"chap-md5\"", "");
+    let srv = s.start();
+    let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+    let mut link = Link::new(
+        LinkConfig::client(Some((b"alice", "not-it"))),
+        Instant::now(),
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    )
+    .unwrap();
+    let evs = pump(&mut link, &mut line, T, |_, _| false);
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::AuthFailed(_))),
+        "{evs:#?}"
+    );
+    let r = s.wait_records(&["--outcome", "ppp-auth-failed"], 1, T);
+    assert_eq!(r.len(), 1, "{:#?}", s.records(&[]));
+}
+
+#[test]
+fn an_exhausted_pool_refuses_clearly_and_two_sessions_never_share_an_address() {
+    if !in_netns("an_exhausted_pool_refuses_clearly_and_two_sessions_never_share_an_address") {
+        return;
+    }
+    let s = ppp_setup("\"pap\"", "");
+    let srv = s.start();
+    let mut links = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..2 {
+        let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+        let mut link = Link::new(
+            LinkConfig::client(Some((b"alice", "s3cret"))),
+            Instant::now(),
+            Box::new(|b: &mut [u8]| rand::fill(b)),
+        )
+        .unwrap();
+        let evs = pump(&mut link, &mut line, T, |e, _| {
+            matches!(e, Event::Up { .. })
+        });
+        let a = evs.iter().find_map(|e| match e {
+            Event::Up { local, .. } => Some(*local),
+            _ => None,
+        });
+        addrs.push(a.expect("up"));
+        links.push((link, line));
+    }
+    assert_ne!(addrs[0], addrs[1], "two sessions, two addresses");
+    // The pool has two addresses: the third caller is refused and recorded.
+    let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+    let mut buf = [0u8; 256];
+    let end = Instant::now() + T;
+    while Instant::now() < end {
+        match line.read(&mut buf) {
+            Ok(0) => break,
+            _ => continue,
+        }
+    }
+    let r = s.wait_records(&["--outcome", "refused"], 1, T);
+    assert_eq!(r.len(), 1);
+    assert!(
+        r[0]["detail"].as_str().unwrap().contains("exhausted"),
+        "{}",
+        r[0]
+    );
+    drop(links);
+}
