@@ -374,3 +374,118 @@ fn an_exhausted_pool_refuses_clearly_and_two_sessions_never_share_an_address() {
     );
     drop(links);
 }
+
+/// Dials, authenticates as alice, and waits for IPCP; returns the link, the
+/// line and the caller's address.
+fn up(s: &Setup, srv: &Server) -> (Link, TcpStream, Ipv4Addr) {
+    let _ = s;
+    let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+    let mut link = Link::new(
+        LinkConfig::client(Some((b"alice", "s3cret"))),
+        Instant::now(),
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    )
+    .unwrap();
+    let evs = pump(&mut link, &mut line, T, |e, _| {
+        matches!(e, Event::Up { .. })
+    });
+    let local = evs
+        .iter()
+        .find_map(|e| match e {
+            Event::Up { local, .. } => Some(*local),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no IPCP up: {evs:#?}"));
+    (link, line, local)
+}
+
+#[test]
+fn a_spoofed_source_address_is_dropped() {
+    if !in_netns("a_spoofed_source_address_is_dropped") {
+        return;
+    }
+    let s = ppp_setup("\"pap\"", "");
+    let srv = s.start();
+    let (mut link, mut line, local) = up(&s, &srv);
+    let server = Ipv4Addr::new(10, 250, 1, 1);
+    let spoofed = Ipv4Addr::new(10, 250, 1, 99);
+    link.send_ip(&icmp_echo(spoofed, server, 1, b"spoof"))
+        .unwrap();
+    let evs = pump(&mut link, &mut line, Duration::from_secs(2), |_, _| false);
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::IpPacket(_))),
+        "no reply to a spoofed packet"
+    );
+    // The real address still works.
+    link.send_ip(&icmp_echo(local, server, 2, b"real")).unwrap();
+    let evs = pump(&mut link, &mut line, T, |e, _| {
+        matches!(e, Event::IpPacket(_))
+    });
+    assert!(evs.iter().any(|e| matches!(e, Event::IpPacket(_))));
+    link.close(Instant::now(), "User request");
+    pump(&mut link, &mut line, T, |_, _| false);
+    let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
+    assert!(
+        r[0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1 packets with a spoofed source"),
+        "{}",
+        r[0]
+    );
+    assert_eq!(r[0]["ppp"]["packets_in"], 1, "only the real packet counted");
+}
+
+#[test]
+fn keepalive_loss_ends_the_session() {
+    if !in_netns("keepalive_loss_ends_the_session") {
+        return;
+    }
+    let s = ppp_setup("\"pap\"", "echo_interval = 1\necho_max_missed = 2\n");
+    let srv = s.start();
+    let (_link, mut line, _) = up(&s, &srv);
+    // The caller goes silent: it stops answering (and reading) entirely.
+    let t0 = Instant::now();
+    let r = s.wait_records(&["--kind", "ppp-session"], 1, Duration::from_secs(20));
+    assert_eq!(r.len(), 1, "the session ended by itself");
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    let cause = r[0]["ppp"]["cause"].as_str().unwrap();
+    assert!(cause.contains("echo"), "{cause}");
+    let mut b = [0u8; 64];
+    let _ = line.read(&mut b);
+}
+
+#[test]
+fn shutdown_terminates_every_session_cleanly() {
+    if !in_netns("shutdown_terminates_every_session_cleanly") {
+        return;
+    }
+    let s = ppp_setup("\"pap\"", "");
+    let mut srv = s.start();
+    let (mut l1, mut s1, _) = up(&s, &srv);
+    let (mut l2, mut s2, _) = up(&s, &srv);
+    let pid = srv.child.as_ref().unwrap().id();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    for (l, s) in [(&mut l1, &mut s1), (&mut l2, &mut s2)] {
+        let evs = pump(l, s, T, |_, _| false);
+        let down = evs.iter().find_map(|e| match e {
+            Event::Down { cause } => Some(cause.to_string()),
+            _ => None,
+        });
+        assert!(down.is_some(), "no Down: {evs:#?}");
+        // The server said goodbye with an LCP Terminate-Request (our link
+        // entered the Terminate phase) before it dropped the line.
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, Event::Phase(ppp::link::Phase::Terminate))),
+            "no LCP Terminate from the server: {evs:#?}"
+        );
+    }
+    let status = srv.terminate();
+    assert!(status.success(), "{status:?}");
+    let r = s.records(&["--kind", "ppp-session", "--outcome", "shutdown"]);
+    assert_eq!(r.len(), 2, "{:#?}", s.records(&[]));
+}
