@@ -489,3 +489,78 @@ fn shutdown_terminates_every_session_cleanly() {
     let r = s.records(&["--kind", "ppp-session", "--outcome", "shutdown"]);
     assert_eq!(r.len(), 2, "{:#?}", s.records(&[]));
 }
+
+/// An independent PPP implementation as the caller: the `ppproto` crate
+/// (PAP + IPCP) through the server's TCP port, after the dialog.
+#[test]
+fn ppproto_client_through_the_servers_port() {
+    use ppproto::pppos::{PPPoS, PPPoSAction};
+    if !in_netns("ppproto_client_through_the_servers_port") {
+        return;
+    }
+    let s = ppp_setup("\"pap\"", "");
+    let srv = s.start();
+    let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+    let mut client = PPPoS::new(ppproto::Config {
+        username: b"alice",
+        password: b"s3cret",
+    });
+    client.open().unwrap();
+    let mut tx = vec![0u8; 4096];
+    let mut rx = vec![0u8; 4096];
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut step = |client: &mut PPPoS<'_>, line: &mut TcpStream, got: &mut Vec<Vec<u8>>| {
+        loop {
+            match client.poll(&mut tx, &mut rx) {
+                PPPoSAction::None => break,
+                PPPoSAction::Transmit(n) => line.write_all(&tx[..n]).unwrap(),
+                PPPoSAction::Received(r) => got.push(rx[r].to_vec()),
+            }
+        }
+        let mut buf = [0u8; 2048];
+        if let Ok(n @ 1..) = line.read(&mut buf) {
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                let used = client.consume(data, &mut rx);
+                data = &data[used..];
+                loop {
+                    match client.poll(&mut tx, &mut rx) {
+                        PPPoSAction::None => break,
+                        PPPoSAction::Transmit(n) => line.write_all(&tx[..n]).unwrap(),
+                        PPPoSAction::Received(r) => got.push(rx[r].to_vec()),
+                    }
+                }
+            }
+        }
+    };
+    let end = Instant::now() + T;
+    let mut addr = None;
+    while Instant::now() < end {
+        step(&mut client, &mut line, &mut got);
+        let st = client.status();
+        if st.phase == ppproto::Phase::Open
+            && let Some(a) = st.ipv4.and_then(|v| v.address)
+        {
+            addr = Some(Ipv4Addr::from(a.octets()));
+            break;
+        }
+    }
+    let local = addr.expect("ppproto reached IPCP Open with an address");
+    assert_eq!(local, Ipv4Addr::new(10, 250, 1, 10));
+    let ping = icmp_echo(local, Ipv4Addr::new(10, 250, 1, 1), 7, b"from ppproto");
+    let mut txb = vec![0u8; 4096];
+    let n = client.send(&ping, &mut txb).unwrap();
+    line.write_all(&txb[..n]).unwrap();
+    let end = Instant::now() + T;
+    while Instant::now() < end && !got.iter().any(|p| p.len() > 20 && p[20] == 0) {
+        step(&mut client, &mut line, &mut got);
+    }
+    assert!(
+        got.iter().any(|p| p.len() > 20 && p[9] == 1 && p[20] == 0),
+        "an echo reply came back"
+    );
+    drop(line);
+    let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
+    assert_eq!(r[0]["ppp"]["method"], "pap");
+    assert_eq!(r[0]["ppp"]["address"], "10.250.1.10");
+}
