@@ -2,6 +2,7 @@
 
 mod call;
 mod config;
+mod dial;
 mod handoff;
 mod logcmd;
 mod network;
@@ -42,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: usercmd::UserCommand,
     },
+    /// Call a dialgate server (or any dial-in server): the dialog in the terminal or from a script, then PPP with a tun.
+    Dial(dial::DialArgs),
     /// Internal: the process that runs a C module, started by `serve`.
     #[command(hide = true)]
     ModuleWorker {
@@ -81,6 +84,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Dial(args) = cli.command {
+        // The caller's side needs no configuration file.
+        return dial::main(args);
+    }
     let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     let cfg = match config::load(cli.config.as_deref(), &data_dir) {
         Ok(c) => c,
@@ -94,6 +101,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => serve::check_config(&cfg),
         Command::Log(args) => logcmd::main(&cfg, args),
         Command::User { command } => usercmd::main(&cfg, command),
+        Command::Dial(args) => dial::main(args),
         Command::ModuleWorker { .. } => ExitCode::from(2),
     }
 }
