@@ -69,7 +69,7 @@ impl From<Exit> for ExitCode {
 #[derive(Args, Debug)]
 #[command(
     group(ArgGroup::new("target").required(true).args(["tcp", "telnet", "device"])),
-    after_long_help = EXIT_CODES
+    after_help = EXIT_CODES
 )]
 pub struct DialArgs {
     /// Call a raw TCP port (HOST:PORT).
