@@ -120,8 +120,7 @@ pub struct DialArgs {
 /// `dialgate dial`.
 pub fn main(args: DialArgs) -> ExitCode {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("DIALGATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("DIALGATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -216,7 +215,9 @@ async fn run(args: DialArgs) -> Exit {
             Ok(true) => {}
             Ok(false) => say("telnet BINARY was not agreed both ways; PPP may be corrupted"),
             Err(e) => {
-                say(format_args!("the line failed while negotiating BINARY: {e}"));
+                say(format_args!(
+                    "the line failed while negotiating BINARY: {e}"
+                ));
                 return Exit::Dropped;
             }
         }
@@ -239,10 +240,7 @@ async fn run(args: DialArgs) -> Exit {
 
 /// The password for `--user`: `--password-file`'s first line, else
 /// `DIALGATE_PASSWORD`. Never a command-line argument.
-fn read_password(
-    need: bool,
-    file: Option<&Path>,
-) -> Result<Option<Zeroizing<String>>, String> {
+fn read_password(need: bool, file: Option<&Path>) -> Result<Option<Zeroizing<String>>, String> {
     if let Some(f) = file {
         let text = Zeroizing::new(
             std::fs::read_to_string(f)
@@ -603,7 +601,11 @@ fn unescape(tok: &Token, send: bool) -> Result<(Vec<SendPart>, bool), String> {
             },
             '^' => match chars.next() {
                 Some(ch) if ch.is_ascii() && ch != '\0' => cur.push((ch as u8) & 0x1f),
-                _ => return Err(format!("line {line}: `^` needs an ASCII character after it")),
+                _ => {
+                    return Err(format!(
+                        "line {line}: `^` needs an ASCII character after it"
+                    ));
+                }
             },
             c => {
                 let mut b = [0u8; 4];
@@ -1175,9 +1177,10 @@ impl PppRun<'_> {
         let secs = started.elapsed().as_secs();
         say(format_args!(
             "link down after {secs}s ({}); received {} bytes in {} packets, sent {} bytes in {} packets",
-            cause
-                .as_ref()
-                .map_or_else(|| "no answer to our Terminate-Request".to_string(), |c| c.to_string()),
+            cause.as_ref().map_or_else(
+                || "no answer to our Terminate-Request".to_string(),
+                |c| c.to_string()
+            ),
             n.bytes_in,
             n.packets_in,
             n.bytes_out,
@@ -1297,7 +1300,8 @@ mod tests {
 
     #[test]
     fn timeout_and_abort_do_not_break_the_pairing() {
-        let s = parse_script("TIMEOUT 5\nABORT 'Access denied'\nlogin: bob\nABORT BUSY\nok: go").unwrap();
+        let s = parse_script("TIMEOUT 5\nABORT 'Access denied'\nlogin: bob\nABORT BUSY\nok: go")
+            .unwrap();
         assert_eq!(
             s,
             vec![
@@ -1376,11 +1380,11 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_cause() {
         let o = Outcome::default();
-        let began = Outcome {
-            began: true,
-            ..o
+        let began = Outcome { began: true, ..o };
+        let us = Outcome {
+            by_us: true,
+            ..began
         };
-        let us = Outcome { by_us: true, ..began };
         assert_eq!(exit_for(Some(&DownCause::Hangup), &o), Exit::Refused);
         assert_eq!(exit_for(Some(&DownCause::Hangup), &began), Exit::Dropped);
         assert_eq!(
@@ -1392,8 +1396,14 @@ mod tests {
             exit_for(Some(&DownCause::PeerTerminated("bye".into())), &began),
             Exit::Dropped
         );
-        assert_eq!(exit_for(Some(&DownCause::EchoTimeout(4)), &began), Exit::Dropped);
-        assert_eq!(exit_for(Some(&DownCause::NoResponse), &o), Exit::PppNegotiation);
+        assert_eq!(
+            exit_for(Some(&DownCause::EchoTimeout(4)), &began),
+            Exit::Dropped
+        );
+        assert_eq!(
+            exit_for(Some(&DownCause::NoResponse), &o),
+            Exit::PppNegotiation
+        );
         let auth = Outcome {
             auth_failed: true,
             ..began
@@ -1406,7 +1416,10 @@ mod tests {
             tun_failed: true,
             ..us
         };
-        assert_eq!(exit_for(Some(&DownCause::LocalClose("t".into())), &tun), Exit::Tun);
+        assert_eq!(
+            exit_for(Some(&DownCause::LocalClose("t".into())), &tun),
+            Exit::Tun
+        );
         let late = Outcome {
             timed_out: true,
             ..began

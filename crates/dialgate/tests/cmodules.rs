@@ -240,3 +240,100 @@ fn the_tokencard_example_checks_the_challenge_response() {
         s.records(&[])
     );
 }
+
+fn test_module(name: &str, dir: &Path) -> PathBuf {
+    let so = dir.join(format!("{name}.so"));
+    cc(
+        &repo().join(format!("crates/cmodule/tests/modules/{name}.c")),
+        &so,
+    );
+    so
+}
+
+/// Every error path of spec section 4, from a C module in the worker, with a
+/// real TCP caller: the module reports the codes the host gave it.
+#[test]
+fn host_function_errors_reach_a_c_module_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = test_module("misbehave", dir.path());
+    let s = Setup::new(&c_group(&so).replace("dialog_time_limit = 10", "dialog_time_limit = 4"));
+    let srv = s.start();
+    let run = |cmd: &str, expect: &str| {
+        let mut c = Caller::connect(srv.addr("c0"));
+        c.send(format!("{cmd}\r").as_bytes());
+        assert!(
+            c.expect(expect, T),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&c.seen)
+        );
+        c
+    };
+    // Each of these completes after its report: wait for the hang-up, so
+    // the record is the module's verdict, not "caller hung up".
+    for (cmd, report) in [
+        ("bad-handle", "R 601 601 601\r\n"),
+        ("pointers", "R 87 87 87\r\nR 87 87 87\r\n"),
+        ("lengths", "R 603 603 603\r\n"),
+        ("timeout", "R 600 638 0\r\n"),
+    ] {
+        assert!(run(cmd, report).wait_closed(T), "{cmd}");
+    }
+    let mut c = run("second-receive", "R 600 616 0\r\n");
+    c.send(b"Z");
+    assert!(c.expect("granted", T));
+    assert!(c.wait_closed(T));
+    // Hang-up while a Receive is pending: 619 to the module, End, record.
+    let c = run("wait", "waiting\r\n");
+    drop(c);
+    let r = s.wait_records(&["--outcome", "caller-hung-up"], 1, T);
+    assert_eq!(r.len(), 1);
+    // Complete twice: the first stands, the second is a noted defect.
+    let mut c = run("twice", "");
+    assert!(c.wait_closed(T));
+    // An unterminated UserName: a defect, never a grant.
+    let mut c = run("bad-message", "");
+    assert!(c.wait_closed(T));
+    let d = s.wait_records(&["--outcome", "module-defect"], 1, T);
+    assert!(
+        d[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("UserName without its NUL"),
+        "{}",
+        d[0]
+    );
+    // A module that never completes: the dialog time limit, End, record.
+    let mut c = run("never", "silent\r\n");
+    assert!(c.wait_closed(T));
+    let r = s.wait_records(&["--outcome", "dialog-timeout"], 1, T);
+    assert_eq!(r.len(), 1);
+    let ok = s.records(&["--outcome", "success"]);
+    assert!(
+        ok.iter().any(|r| r["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("second Complete"))),
+        "{ok:#?}"
+    );
+}
+
+#[test]
+fn complete_inside_begin_and_a_failing_begin_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let early = test_module("inbegin", dir.path());
+    let s = Setup::new(&c_group(&early));
+    let srv = s.start();
+    let mut c = Caller::connect(srv.addr("c0"));
+    assert!(
+        c.expect("granted early", T),
+        "{}",
+        String::from_utf8_lossy(&c.seen)
+    );
+    drop(srv);
+    let fails = test_module("beginfails", dir.path());
+    let s = Setup::new(&c_group(&fails));
+    let srv = s.start();
+    let mut c = Caller::connect(srv.addr("c0"));
+    assert!(c.wait_closed(T));
+    let r = s.wait_records(&["--outcome", "begin-failed"], 1, T);
+    assert_eq!(r[0]["error_code"], 1234, "{}", r[0]);
+}

@@ -35,7 +35,11 @@ fn in_netns(test: &str) -> bool {
         eprintln!("skipping {test}: needs root and `ip` (network namespaces, tun)");
         return false;
     }
-    let ns = format!("dgppp-{}-{}", std::process::id(), &test[..test.len().min(40)]);
+    let ns = format!(
+        "dgppp-{}-{}",
+        std::process::id(),
+        &test[..test.len().min(40)]
+    );
     struct Ns(String);
     impl Drop for Ns {
         fn drop(&mut self) {
