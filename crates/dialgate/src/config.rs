@@ -68,6 +68,75 @@ pub enum ModuleConfig {
         /// `Domain` reported on the verdict.
         domain: String,
     },
+    /// RFC 6238 codes (optionally PIN+code) against a TOTP store.
+    Totp {
+        /// The store (secrets, PIN hashes, last used steps).
+        store: PathBuf,
+        /// Sent before the first prompt.
+        banner: String,
+        /// Attempts before FAILURE.
+        tries: u32,
+        /// Seconds to wait for each answer.
+        prompt_timeout: u32,
+        /// `Domain` reported on the verdict.
+        domain: String,
+        /// Steps accepted each side of now.
+        window: u64,
+        /// In a chain: take the user from the step before.
+        user_from_previous: bool,
+    },
+    /// RADIUS servers (Access-Request, Access-Challenge rounds).
+    Radius {
+        /// Servers in failover order: address and shared secret.
+        servers: Vec<(SocketAddr, Vec<u8>)>,
+        /// Wait per attempt.
+        timeout: Duration,
+        /// Resends per server.
+        retries: u32,
+        /// Drop replies without a Message-Authenticator (BlastRADIUS).
+        require_message_authenticator: bool,
+        /// NAS-Identifier.
+        nas_identifier: String,
+        /// Sent before the first prompt.
+        banner: String,
+        /// Username/password pairs per call.
+        tries: u32,
+        /// Most Access-Challenge rounds.
+        max_challenge_rounds: u32,
+        /// Seconds to wait for each answer.
+        prompt_timeout: u32,
+        /// `Domain` reported on the verdict.
+        domain: String,
+    },
+    /// A PAM service stack.
+    Pam {
+        /// `/etc/pam.d/<service>`.
+        service: String,
+        /// Ask `Username:` ourselves (else PAM asks).
+        ask_username: bool,
+        /// Sent before the first prompt.
+        banner: String,
+        /// PAM transactions per call.
+        tries: u32,
+        /// Seconds to wait for each answer.
+        prompt_timeout: u32,
+        /// `Domain` reported on the verdict.
+        domain: String,
+    },
+    /// An external program holds the dialog (verdict on fd 3).
+    Exec {
+        /// The program.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Extra environment.
+        env: Vec<(String, String)>,
+    },
+    /// Several modules in order; all must grant, for the same user.
+    Chain {
+        /// The steps.
+        steps: Vec<ModuleConfig>,
+    },
     /// A C module (`rasshost.h`), run in a worker process.
     C {
         /// The shared object.
@@ -91,6 +160,11 @@ impl ModuleConfig {
             ModuleConfig::Users { .. } => "users",
             ModuleConfig::Pin { .. } => "pin",
             ModuleConfig::C { .. } => "c",
+            ModuleConfig::Totp { .. } => "totp",
+            ModuleConfig::Radius { .. } => "radius",
+            ModuleConfig::Pam { .. } => "pam",
+            ModuleConfig::Exec { .. } => "exec",
+            ModuleConfig::Chain { .. } => "chain",
         }
     }
 }
@@ -257,13 +331,75 @@ struct RawGroup {
 #[serde(deny_unknown_fields)]
 struct RawModule {
     kind: Spanned<String>,
-    banner: Option<String>,
+    banner: Option<Spanned<String>>,
     tries: Option<Spanned<i64>>,
     prompt_timeout: Option<Spanned<RawDuration>>,
     domain: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
     pin_file: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
+    store: Option<Spanned<String>>,
+    window: Option<Spanned<i64>>,
+    user_from_previous: Option<Spanned<bool>>,
+    servers: Option<Spanned<Vec<RawServer>>>,
+    timeout: Option<Spanned<RawDuration>>,
+    retries: Option<Spanned<i64>>,
+    require_message_authenticator: Option<Spanned<bool>>,
+    nas_identifier: Option<Spanned<String>>,
+    max_challenge_rounds: Option<Spanned<i64>>,
+    service: Option<Spanned<String>>,
+    ask_username: Option<Spanned<bool>>,
+    program: Option<Spanned<String>>,
+    args: Option<Spanned<Vec<String>>>,
+    env: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    steps: Option<Spanned<Vec<Spanned<RawModule>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    address: Spanned<String>,
+    /// A file holding the shared secret (first line): keeps it out of the
+    /// configuration.
+    secret_file: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+}
+
+impl RawModule {
+    /// Every optional key that is set, with its span.
+    fn present(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut v = Vec::new();
+        macro_rules! key {
+            ($($f:ident),*) => {$(
+                if let Some(x) = &self.$f { v.push((stringify!($f), x.span())); }
+            )*};
+        }
+        key!(
+            banner,
+            tries,
+            prompt_timeout,
+            domain,
+            user,
+            pin_file,
+            path,
+            store,
+            window,
+            user_from_previous,
+            servers,
+            timeout,
+            retries,
+            require_message_authenticator,
+            nas_identifier,
+            max_challenge_rounds,
+            service,
+            ask_username,
+            program,
+            args,
+            env,
+            steps
+        );
+        v
+    }
 }
 
 #[derive(Deserialize)]
@@ -841,80 +977,268 @@ fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, Con
 }
 
 fn check_module(cx: &Ctx<'_>, m: &RawModule, data_dir: &Path) -> Result<ModuleConfig, ConfigError> {
-    let tries = positive(cx, &m.tries, 3, 20, "tries")? as u32;
-    let reject = |f: &Option<Spanned<String>>, what: &str| -> Result<(), ConfigError> {
-        match f {
-            Some(s) => Err(cx.at(
-                s,
-                format!(
-                    "`{what}` does not apply to the `{}` module",
-                    m.kind.get_ref()
-                ),
-            )),
-            None => Ok(()),
-        }
+    check_module_at(cx, m, data_dir, 0)
+}
+
+/// The keys each module kind takes (besides `kind`).
+fn module_keys(kind: &str) -> Option<&'static [&'static str]> {
+    const DIALOG: [&str; 4] = ["banner", "tries", "prompt_timeout", "domain"];
+    Some(match kind {
+        "users" => &DIALOG,
+        "pin" => &["user", "pin_file", "tries"],
+        "c" => &["path"],
+        "totp" => &[
+            "banner",
+            "tries",
+            "prompt_timeout",
+            "domain",
+            "store",
+            "window",
+            "user_from_previous",
+        ],
+        "radius" => &[
+            "banner",
+            "tries",
+            "prompt_timeout",
+            "domain",
+            "servers",
+            "timeout",
+            "retries",
+            "require_message_authenticator",
+            "nas_identifier",
+            "max_challenge_rounds",
+        ],
+        "pam" => &[
+            "banner",
+            "tries",
+            "prompt_timeout",
+            "domain",
+            "service",
+            "ask_username",
+        ],
+        "exec" => &["program", "args", "env"],
+        "chain" => &["steps"],
+        _ => return None,
+    })
+}
+
+fn check_module_at(
+    cx: &Ctx<'_>,
+    m: &RawModule,
+    data_dir: &Path,
+    depth: usize,
+) -> Result<ModuleConfig, ConfigError> {
+    let kind = m.kind.get_ref().as_str();
+    let Some(keys) = module_keys(kind) else {
+        return Err(cx.at(
+            &m.kind,
+            format!("unknown module `{kind}` (users, pin, totp, radius, pam, exec, chain or c)"),
+        ));
     };
-    match m.kind.get_ref().as_str() {
-        "users" => {
-            reject(&m.user, "user")?;
-            reject(&m.pin_file, "pin_file")?;
-            reject(&m.path, "path")?;
-            let domain = m
-                .domain
-                .as_ref()
-                .map(|d| d.get_ref().clone())
-                .unwrap_or_default();
-            if domain.len() > securityhost::consts::DNLEN {
-                return Err(cx.at(
-                    m.domain.as_ref().unwrap_or(&m.kind),
-                    "domain is at most 15 bytes",
-                ));
-            }
-            Ok(ModuleConfig::Users {
-                banner: m.banner.clone().unwrap_or_default(),
-                tries,
-                prompt_timeout: duration(
-                    cx,
-                    &m.prompt_timeout,
-                    Duration::from_secs(60),
-                    "prompt_timeout",
-                )?
-                .as_secs() as u32,
-                domain,
-            })
+    for (key, span) in m.present() {
+        if !keys.contains(&key) {
+            return Err(cx.err(
+                Some(span),
+                format!("`{key}` does not apply to the `{kind}` module"),
+            ));
         }
-        "pin" => {
-            reject(&m.path, "path")?;
-            let user = m
-                .user
-                .as_ref()
-                .ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `user`"))?;
-            let pin_file = m
-                .pin_file
-                .as_ref()
-                .ok_or_else(|| cx.at(&m.kind, "the `pin` module needs `pin_file`"))?;
-            Ok(ModuleConfig::Pin {
-                user: user.get_ref().clone(),
-                pin_file: data_dir.join(pin_file.get_ref()),
-                tries,
-            })
-        }
+    }
+    let tries = positive(cx, &m.tries, 3, 20, "tries")? as u32;
+    let banner = m
+        .banner
+        .as_ref()
+        .map(|b| b.get_ref().clone())
+        .unwrap_or_default();
+    let domain = m
+        .domain
+        .as_ref()
+        .map(|d| d.get_ref().clone())
+        .unwrap_or_default();
+    if domain.len() > securityhost::consts::DNLEN {
+        return Err(cx.at(
+            m.domain.as_ref().unwrap_or(&m.kind),
+            "domain is at most 15 bytes",
+        ));
+    }
+    let prompt_timeout = duration(
+        cx,
+        &m.prompt_timeout,
+        Duration::from_secs(60),
+        "prompt_timeout",
+    )?
+    .as_secs() as u32;
+    let need = |f: &Option<Spanned<String>>, what: &str| -> Result<String, ConfigError> {
+        f.as_ref()
+            .map(|v| v.get_ref().clone())
+            .ok_or_else(|| cx.at(&m.kind, format!("the `{kind}` module needs `{what}`")))
+    };
+    match kind {
+        "users" => Ok(ModuleConfig::Users {
+            banner,
+            tries,
+            prompt_timeout,
+            domain,
+        }),
+        "pin" => Ok(ModuleConfig::Pin {
+            user: need(&m.user, "user")?,
+            pin_file: data_dir.join(need(&m.pin_file, "pin_file")?),
+            tries,
+        }),
         "c" => {
-            reject(&m.user, "user")?;
-            reject(&m.pin_file, "pin_file")?;
-            let path = m
-                .path
-                .as_ref()
-                .ok_or_else(|| cx.at(&m.kind, "a `c` module needs `path` (the shared object)"))?;
-            let p = PathBuf::from(path.get_ref());
+            let p = PathBuf::from(need(&m.path, "path")?);
             // Relative to the configuration file's directory.
             let p = if p.is_relative() { cx.base.join(p) } else { p };
             Ok(ModuleConfig::C { path: p })
         }
-        other => Err(cx.at(
-            &m.kind,
-            format!("unknown module `{other}` (users, pin or c)"),
-        )),
+        "totp" => {
+            let window = match &m.window {
+                None => 1,
+                Some(w) if (0..=10).contains(w.get_ref()) => *w.get_ref() as u64,
+                Some(w) => return Err(cx.at(w, "window is 0 to 10 steps")),
+            };
+            Ok(ModuleConfig::Totp {
+                store: data_dir.join(
+                    m.store
+                        .as_ref()
+                        .map_or("totp.toml", |s| s.get_ref().as_str()),
+                ),
+                banner,
+                tries,
+                prompt_timeout,
+                domain,
+                window,
+                user_from_previous: m.user_from_previous.as_ref().is_some_and(|b| *b.get_ref()),
+            })
+        }
+        "radius" => {
+            let list = m.servers.as_ref().ok_or_else(|| {
+                cx.at(&m.kind, "the `radius` module needs `servers = [{ address = \"HOST:1812\", secret_file = \"...\" }]`")
+            })?;
+            if list.get_ref().is_empty() {
+                return Err(cx.at(list, "at least one RADIUS server"));
+            }
+            let mut servers = Vec::new();
+            for srv in list.get_ref() {
+                let addr: SocketAddr = srv.address.get_ref().parse().map_err(|_| {
+                    cx.at(
+                        &srv.address,
+                        format!(
+                            "`{}` is not an address:port (for example 127.0.0.1:1812)",
+                            srv.address.get_ref()
+                        ),
+                    )
+                })?;
+                let secret = match (&srv.secret_file, &srv.secret) {
+                    (Some(f), None) => {
+                        let path = cx.base.join(f.get_ref());
+                        let text = std::fs::read_to_string(&path).map_err(|e| {
+                            cx.at(
+                                f,
+                                format!("cannot read the secret file {}: {e}", path.display()),
+                            )
+                        })?;
+                        text.lines()
+                            .next()
+                            .unwrap_or("")
+                            .trim_end()
+                            .as_bytes()
+                            .to_vec()
+                    }
+                    (None, Some(s)) => s.get_ref().as_bytes().to_vec(),
+                    (Some(f), Some(_)) => {
+                        return Err(cx.at(f, "give `secret_file` or `secret`, not both"));
+                    }
+                    (None, None) => {
+                        return Err(cx.at(
+                            &srv.address,
+                            "a RADIUS server needs `secret_file` (or `secret`)",
+                        ));
+                    }
+                };
+                if secret.is_empty() {
+                    return Err(cx.at(&srv.address, "the RADIUS shared secret is empty"));
+                }
+                servers.push((addr, secret));
+            }
+            Ok(ModuleConfig::Radius {
+                servers,
+                timeout: duration(cx, &m.timeout, Duration::from_secs(3), "timeout")?,
+                retries: match &m.retries {
+                    None => 2,
+                    Some(r) if (0..=10).contains(r.get_ref()) => *r.get_ref() as u32,
+                    Some(r) => return Err(cx.at(r, "retries is 0 to 10")),
+                },
+                require_message_authenticator: m
+                    .require_message_authenticator
+                    .as_ref()
+                    .is_some_and(|b| *b.get_ref()),
+                nas_identifier: m
+                    .nas_identifier
+                    .as_ref()
+                    .map_or_else(|| "dialgate".to_string(), |n| n.get_ref().clone()),
+                banner,
+                tries: if m.tries.is_some() { tries } else { 1 },
+                max_challenge_rounds: match &m.max_challenge_rounds {
+                    None => 10,
+                    Some(r) if (0..=100).contains(r.get_ref()) => *r.get_ref() as u32,
+                    Some(r) => return Err(cx.at(r, "max_challenge_rounds is 0 to 100")),
+                },
+                prompt_timeout,
+                domain,
+            })
+        }
+        "pam" => Ok(ModuleConfig::Pam {
+            service: m
+                .service
+                .as_ref()
+                .map_or_else(|| "dialgate".to_string(), |s| s.get_ref().clone()),
+            ask_username: m.ask_username.as_ref().is_none_or(|b| *b.get_ref()),
+            banner,
+            tries,
+            prompt_timeout,
+            domain,
+        }),
+        "exec" => {
+            let p = PathBuf::from(need(&m.program, "program")?);
+            let p = if p.is_relative() { cx.base.join(p) } else { p };
+            Ok(ModuleConfig::Exec {
+                program: p,
+                args: m
+                    .args
+                    .as_ref()
+                    .map(|a| a.get_ref().clone())
+                    .unwrap_or_default(),
+                env: m
+                    .env
+                    .as_ref()
+                    .map(|e| {
+                        e.get_ref()
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        }
+        "chain" => {
+            let list = m
+                .steps
+                .as_ref()
+                .ok_or_else(|| cx.at(&m.kind, "a `chain` module needs `steps = [{ kind = \"users\" }, { kind = \"totp\", user_from_previous = true }]`"))?;
+            if list.get_ref().len() < 2 {
+                return Err(cx.at(list, "a chain has at least two steps"));
+            }
+            if depth > 0 {
+                return Err(cx.at(&m.kind, "a chain cannot contain a chain"));
+            }
+            let steps = list
+                .get_ref()
+                .iter()
+                .map(|st| check_module_at(cx, st.get_ref(), data_dir, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ModuleConfig::Chain { steps })
+        }
+        _ => unreachable!("module_keys knows every kind"),
     }
 }
 
@@ -1110,5 +1434,95 @@ mod ppp_tests {
         ))
         .unwrap_err();
         assert!(e.message.contains("range"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod module_tests {
+    use super::*;
+
+    fn module(body: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[[group]]\nname = \"g\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n[group.module]\n{body}"
+        );
+        parse(
+            &text,
+            "t.toml",
+            Path::new("/data"),
+            Some(PathBuf::from("/etc/dialgate/dialgate.toml")),
+        )
+    }
+
+    fn ok(body: &str) -> ModuleConfig {
+        module(body).unwrap().groups[0].module.clone().unwrap()
+    }
+
+    #[test]
+    fn every_module_kind_parses() {
+        assert!(matches!(
+            ok("kind = \"users\"\ntries = 2\n"),
+            ModuleConfig::Users { tries: 2, .. }
+        ));
+        assert!(matches!(
+            ok("kind = \"totp\"\nwindow = 2\n"),
+            ModuleConfig::Totp { window: 2, ref store, .. } if store == Path::new("/data/totp.toml")
+        ));
+        let r = ok(
+            "kind = \"radius\"\nservers = [{ address = \"127.0.0.1:1812\", secret = \"s3\" }]\nrequire_message_authenticator = true\n",
+        );
+        assert!(
+            matches!(r, ModuleConfig::Radius { ref servers, tries: 1, require_message_authenticator: true, .. } if servers[0].1 == b"s3")
+        );
+        assert!(
+            matches!(ok("kind = \"pam\"\nservice = \"dialin\"\n"), ModuleConfig::Pam { ref service, ask_username: true, .. } if service == "dialin")
+        );
+        assert!(matches!(
+            ok("kind = \"exec\"\nprogram = \"check.sh\"\nenv = { A = \"1\" }\n"),
+            ModuleConfig::Exec { ref program, ref env, .. } if program == Path::new("/etc/dialgate/check.sh") && env.len() == 1
+        ));
+        let c = ok(
+            "kind = \"chain\"\nsteps = [{ kind = \"users\" }, { kind = \"totp\", user_from_previous = true }]\n",
+        );
+        let ModuleConfig::Chain { steps } = c else {
+            panic!()
+        };
+        assert!(matches!(
+            steps[1],
+            ModuleConfig::Totp {
+                user_from_previous: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn keys_of_other_modules_are_refused_where_they_stand() {
+        let e = module("kind = \"users\"\nservice = \"x\"\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("`service` does not apply to the `users` module"),
+            "{e}"
+        );
+        assert_eq!(e.at, Some((7, 11)));
+        let e = module("kind = \"radius\"\n").unwrap_err();
+        assert!(e.message.contains("servers"), "{e}");
+        let e =
+            module("kind = \"radius\"\nservers = [{ address = \"nowhere\", secret = \"s\" }]\n")
+                .unwrap_err();
+        assert!(e.message.contains("not an address"), "{e}");
+        let e = module("kind = \"chain\"\nsteps = [{ kind = \"users\" }]\n").unwrap_err();
+        assert!(e.message.contains("at least two"), "{e}");
+        let e = module(
+            "kind = \"chain\"\nsteps = [{ kind = \"users\" }, { kind = \"chain\", steps = [] }]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("two steps") || e.message.contains("cannot contain"),
+            "{e}"
+        );
+        let e = module("kind = \"totp\"\nwindow = 99\n").unwrap_err();
+        assert!(e.message.contains("window"), "{e}");
+        let e = module("kind = \"ldap\"\n").unwrap_err();
+        assert!(e.message.contains("unknown module"), "{e}");
     }
 }

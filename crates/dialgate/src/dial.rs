@@ -81,6 +81,10 @@ pub struct DialArgs {
     /// Open a serial device or pty (made raw).
     #[arg(long, value_name = "PATH")]
     device: Option<PathBuf>,
+    /// The line speed of a serial `--device` (bits per second: 9600, 19200,
+    /// 38400, 57600, 115200, 230400, 460800, 921600). Default: unchanged.
+    #[arg(long, value_name = "BPS", requires = "device", value_parser = parse_speed)]
+    speed: Option<u32>,
     /// Follow a chat-like script of expect/send pairs instead of the
     /// interactive terminal (`TIMEOUT n`, `ABORT text`, quoting and escapes
     /// as in chat; sends end with CR unless `\c`).
@@ -132,7 +136,7 @@ pub fn main(args: DialArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("dialgate dial: cannot start a runtime: {e}");
+            say(format_args!("cannot start a runtime: {e}"));
             return Exit::Local.into();
         }
     };
@@ -140,8 +144,9 @@ pub fn main(args: DialArgs) -> ExitCode {
     code.into()
 }
 
+/// A message on stderr. A closed stderr is no reason to stop the call.
 fn say(msg: impl std::fmt::Display) {
-    eprintln!("dialgate dial: {msg}");
+    let _ = writeln!(std::io::stderr(), "dialgate dial: {msg}");
 }
 
 async fn run(args: DialArgs) -> Exit {
@@ -295,7 +300,7 @@ enum Line {
 
 async fn connect(args: &DialArgs, limit: Duration) -> Result<Line, String> {
     if let Some(path) = &args.device {
-        return Device::open(path).map(Line::Device);
+        return Device::open(path, args.speed).map(Line::Device);
     }
     let (addr, telnet) = match (&args.tcp, &args.telnet) {
         (Some(a), _) => (a.as_str(), false),
@@ -368,7 +373,7 @@ struct Device {
 }
 
 impl Device {
-    fn open(path: &Path) -> Result<Device, String> {
+    fn open(path: &Path, speed: Option<u32>) -> Result<Device, String> {
         use nix::sys::termios::{self, ControlFlags, SetArg, SpecialCharacterIndices};
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
@@ -383,6 +388,11 @@ impl Device {
         t.control_flags |= ControlFlags::CLOCAL | ControlFlags::CREAD;
         t.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
         t.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        if let Some(bps) = speed {
+            let rate = baud_rate(bps).ok_or_else(|| format!("unsupported speed {bps}"))?;
+            termios::cfsetspeed(&mut t, rate)
+                .map_err(|e| format!("{}: cannot set {bps} bps ({e})", path.display()))?;
+        }
         termios::tcsetattr(&file, SetArg::TCSANOW, &t)
             .map_err(|e| format!("{}: cannot make it raw ({e})", path.display()))?;
         let fd = register(file).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -397,6 +407,29 @@ fn register(file: std::fs::File) -> std::io::Result<AsyncFd<std::fs::File>> {
     // returns that same descriptor until the `AsyncFd` drops it.
     let fd = unsafe { AsyncFd::register(file) }?;
     Ok(fd)
+}
+
+/// The termios rate of a line speed in bits per second.
+fn baud_rate(bps: u32) -> Option<nix::sys::termios::BaudRate> {
+    use nix::sys::termios::BaudRate as B;
+    Some(match bps {
+        9600 => B::B9600,
+        19200 => B::B19200,
+        38400 => B::B38400,
+        57600 => B::B57600,
+        115_200 => B::B115200,
+        230_400 => B::B230400,
+        460_800 => B::B460800,
+        921_600 => B::B921600,
+        _ => return None,
+    })
+}
+
+fn parse_speed(s: &str) -> Result<u32, String> {
+    let bps: u32 = s.parse().map_err(|_| format!("not a number: {s:?}"))?;
+    baud_rate(bps)
+        .map(|_| bps)
+        .ok_or_else(|| format!("unsupported speed {bps} (9600 to 921600, the standard rates)"))
 }
 
 /// A tty whose other side went away reads EOF or fails with EIO: a hang-up.
@@ -1029,6 +1062,9 @@ impl PppRun<'_> {
         let mut close_deadline: Option<tokio::time::Instant> = None;
         let mut flush_deadline: Option<tokio::time::Instant> = None;
         let started = Instant::now();
+        let mut peer_closing = false;
+        // We called `close` (signal, tun error, setup timeout).
+        let mut we_close = false;
 
         loop {
             while let Some(ev) = link.poll_event() {
@@ -1036,6 +1072,12 @@ impl PppRun<'_> {
                     Event::Phase(p) => {
                         if matches!(p, Phase::Authenticate | Phase::Network) {
                             began = true;
+                        }
+                        // Terminate without a close of ours: the peer's
+                        // Terminate-Request (it may hang up before our
+                        // Stopping state ends).
+                        if p == Phase::Terminate && !we_close {
+                            peer_closing = true;
                         }
                     }
                     Event::Verify(_) => {}
@@ -1060,15 +1102,18 @@ impl PppRun<'_> {
                             } else {
                                 dns.join(" ")
                             };
-                            println!(
+                            let mut o = std::io::stdout();
+                            let _ = writeln!(
+                                o,
                                 "dialgate dial: PPP up on {}: local {local}, peer {peer}, DNS {dns}",
                                 tun.name()
                             );
-                            let _ = std::io::stdout().flush();
+                            let _ = o.flush();
                         }
                         Err(e) => {
                             say(format_args!("tun error: {e}"));
                             tun_failed = Some(e.to_string());
+                            we_close = true;
                             link.close(Instant::now(), "Client tun error");
                         }
                     },
@@ -1085,6 +1130,7 @@ impl PppRun<'_> {
                             } else if tun_failed.is_none() {
                                 say(format_args!("tun error: {e}"));
                                 tun_failed = Some(e.to_string());
+                                we_close = true;
                                 link.close(Instant::now(), "Client tun error");
                             }
                         }
@@ -1149,6 +1195,7 @@ impl PppRun<'_> {
                     Err(e) => {
                         say(format_args!("tun error: {e}"));
                         tun_failed = Some(e.to_string());
+                        we_close = true;
                         link.close(Instant::now(), "Client tun error");
                     }
                 },
@@ -1157,6 +1204,7 @@ impl PppRun<'_> {
                     setup_deadline = None;
                     timed_out = true;
                     say(format_args!("PPP was not up within {}s", self.setup_limit.as_secs()));
+                    we_close = true;
                     link.close(Instant::now(), "PPP setup timed out");
                     close_deadline.get_or_insert(tokio::time::Instant::now() + Duration::from_secs(10));
                 }
@@ -1168,6 +1216,7 @@ impl PppRun<'_> {
                     }
                     by_us = true;
                     say("hanging up");
+                    we_close = true;
                     link.close(Instant::now(), "User request");
                     close_deadline.get_or_insert(tokio::time::Instant::now() + Duration::from_secs(10));
                 }
@@ -1177,10 +1226,13 @@ impl PppRun<'_> {
         let secs = started.elapsed().as_secs();
         say(format_args!(
             "link down after {secs}s ({}); received {} bytes in {} packets, sent {} bytes in {} packets",
-            cause.as_ref().map_or_else(
-                || "no answer to our Terminate-Request".to_string(),
-                |c| c.to_string()
-            ),
+            match &cause {
+                None => "no answer to our Terminate-Request".to_string(),
+                Some(DownCause::Hangup) if peer_closing => {
+                    "peer terminated the link and hung up".to_string()
+                }
+                Some(c) => c.to_string(),
+            },
             n.bytes_in,
             n.packets_in,
             n.bytes_out,
@@ -1362,6 +1414,13 @@ mod tests {
             let e = parse_script(text).unwrap_err();
             assert!(e.contains(what), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn speeds() {
+        assert_eq!(parse_speed("115200"), Ok(115_200));
+        assert!(parse_speed("115201").unwrap_err().contains("unsupported"));
+        assert!(parse_speed("fast").is_err());
     }
 
     #[test]

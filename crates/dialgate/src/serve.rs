@@ -16,84 +16,229 @@ use crate::call::{self, CallerId, GroupRuntime};
 use crate::config::{Config, Group, Handoff, ModuleConfig, PortKind};
 use crate::handoff;
 
-/// Builds the module a group names.
+/// Builds the module a group names (`None` on a dedicated PPP port).
 fn build_module(
     cfg: &Config,
     group: &Group,
     handle: &tokio::runtime::Handle,
     table: &Arc<PortTable>,
 ) -> Result<Option<Arc<dyn SecurityModule>>, String> {
-    let Some(module) = &group.module else {
-        return Ok(None);
-    };
-    match module {
+    match &group.module {
+        None => Ok(None),
+        Some(m) => build_one(cfg, m, handle, table)
+            .map(|(m, _)| Some(m))
+            .map_err(|e| {
+                format!(
+                    "group {}: module {}: {e}",
+                    group.name,
+                    group.module.as_ref().map_or("none", ModuleConfig::name)
+                )
+            }),
+    }
+}
+
+/// A module and, for a chain step that takes its user from the step before,
+/// how to begin it for that user.
+type Built = (
+    Arc<dyn SecurityModule>,
+    Option<modules::chain::BeginForUser>,
+);
+
+fn shared<M: SecurityModule>(m: M) -> Arc<dyn SecurityModule> {
+    Arc::new(m)
+}
+
+fn build_one(
+    cfg: &Config,
+    m: &ModuleConfig,
+    handle: &tokio::runtime::Handle,
+    table: &Arc<PortTable>,
+) -> Result<Built, String> {
+    let h = handle.clone();
+    Ok(match m {
         ModuleConfig::C { path } => {
-            let m = cmodule::WorkerModule::start(
+            let w = cmodule::WorkerModule::start(
                 cmodule::WorkerCommand::new("/proc/self/exe").arg("module-worker"),
                 path,
                 cmodule::WorkerOptions::default(),
             )
-            .map_err(|e| format!("group {}: module {}: {e}", group.name, path.display()))?;
+            .map_err(|e| format!("{}: {e}", path.display()))?;
             // A worker that dies ends its callers' dialogs at once, as defects.
             let table = table.clone();
-            m.on_worker_death(move |h, d| {
-                if let Some(p) = table.get(h) {
+            w.on_worker_death(move |hp, d| {
+                if let Some(p) = table.get(hp) {
                     p.module_defect(d);
                 }
             });
-            Ok(Some(Arc::new(m) as Arc<dyn SecurityModule>))
+            (shared(w), None)
         }
         ModuleConfig::Users {
             banner,
             tries,
             prompt_timeout,
             domain,
-        } => modules::UsersModule::new(
-            handle.clone(),
-            modules::UsersOptions {
-                users_file: cfg.users_file.clone(),
-                banner: banner.clone(),
-                tries: *tries,
-                prompt_timeout_secs: *prompt_timeout,
-                domain: domain.clone(),
-                ..Default::default()
-            },
-        )
-        .map(|m| Some(Arc::new(m) as Arc<dyn SecurityModule>))
-        .map_err(|e| format!("group {}: module users: {e}", group.name)),
+        } => (
+            shared(
+                modules::UsersModule::new(
+                    h,
+                    modules::UsersOptions {
+                        users_file: cfg.users_file.clone(),
+                        banner: banner.clone(),
+                        tries: *tries,
+                        prompt_timeout_secs: *prompt_timeout,
+                        domain: domain.clone(),
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+            None,
+        ),
         ModuleConfig::Pin {
             user,
             pin_file,
             tries,
         } => {
-            let pin = std::fs::read_to_string(pin_file).map_err(|e| {
-                format!(
-                    "group {}: cannot read pin_file {}: {e}",
-                    group.name,
-                    pin_file.display()
-                )
-            })?;
+            let pin = std::fs::read_to_string(pin_file)
+                .map_err(|e| format!("cannot read pin_file {}: {e}", pin_file.display()))?;
             let pin = pin.lines().next().unwrap_or("").trim().to_string();
             if pin.is_empty() {
-                return Err(format!(
-                    "group {}: pin_file {} is empty",
-                    group.name,
-                    pin_file.display()
-                ));
+                return Err(format!("pin_file {} is empty", pin_file.display()));
             }
-            modules::PinModule::new(
-                handle.clone(),
-                modules::PinOptions {
-                    user: user.clone(),
-                    pin,
-                    tries: *tries,
-                    ..Default::default()
-                },
+            let opts = modules::PinOptions {
+                user: user.clone(),
+                pin,
+                tries: *tries,
+                ..Default::default()
+            };
+            (
+                shared(modules::PinModule::new(h, opts).map_err(|e| e.to_string())?),
+                None,
             )
-            .map(|m| Some(Arc::new(m) as Arc<dyn SecurityModule>))
-            .map_err(|e| format!("group {}: module pin: {e}", group.name))
         }
-    }
+        ModuleConfig::Totp {
+            store,
+            banner,
+            tries,
+            prompt_timeout,
+            domain,
+            window,
+            user_from_previous,
+        } => {
+            let t = Arc::new(
+                modules::TotpModule::new(
+                    h,
+                    modules::TotpOptions {
+                        store_file: store.clone(),
+                        banner: banner.clone(),
+                        tries: *tries,
+                        prompt_timeout_secs: *prompt_timeout,
+                        domain: domain.clone(),
+                        window: *window,
+                        user_from_previous: *user_from_previous,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| e.to_string())?,
+            );
+            let for_user: Option<modules::chain::BeginForUser> = user_from_previous.then(|| {
+                let t = t.clone();
+                Arc::new(move |a: securityhost::BeginArgs, u: &str| t.begin_for_user(a, u))
+                    as modules::chain::BeginForUser
+            });
+            (t as Arc<dyn SecurityModule>, for_user)
+        }
+        ModuleConfig::Radius {
+            servers,
+            timeout,
+            retries,
+            require_message_authenticator,
+            nas_identifier,
+            banner,
+            tries,
+            max_challenge_rounds,
+            prompt_timeout,
+            domain,
+        } => {
+            let opts = modules::RadiusOptions {
+                servers: servers
+                    .iter()
+                    .map(|(addr, secret)| radius::ServerConfig {
+                        addr: *addr,
+                        secret: secret.clone(),
+                    })
+                    .collect(),
+                timeout: *timeout,
+                retries: *retries,
+                require_message_authenticator: *require_message_authenticator,
+                nas_identifier: nas_identifier.clone(),
+                banner: banner.clone(),
+                tries: *tries,
+                max_challenge_rounds: *max_challenge_rounds,
+                prompt_timeout_secs: *prompt_timeout,
+                domain: domain.clone(),
+                ..Default::default()
+            };
+            (
+                shared(modules::RadiusModule::new(h, opts).map_err(|e| e.to_string())?),
+                None,
+            )
+        }
+        ModuleConfig::Pam {
+            service,
+            ask_username,
+            banner,
+            tries,
+            prompt_timeout,
+            domain,
+        } => {
+            let opts = modules::PamOptions {
+                service: service.clone(),
+                ask_username: *ask_username,
+                banner: banner.clone(),
+                tries: *tries,
+                prompt_timeout_secs: *prompt_timeout,
+                domain: domain.clone(),
+                ..Default::default()
+            };
+            (
+                shared(modules::PamModule::new(h, opts).map_err(|e| e.to_string())?),
+                None,
+            )
+        }
+        ModuleConfig::Exec { program, args, env } => {
+            let opts = modules::ExecOptions {
+                program: program.clone(),
+                args: args.clone(),
+                env: env.clone(),
+                ..Default::default()
+            };
+            (
+                shared(modules::ExecModule::new(h, opts).map_err(|e| e.to_string())?),
+                None,
+            )
+        }
+        ModuleConfig::Chain { steps } => {
+            let mut built = Vec::new();
+            for st in steps {
+                let (m, for_user) = build_one(cfg, st, handle, table)?;
+                built.push(match for_user {
+                    Some(b) => modules::chain::ChainStep {
+                        module: m,
+                        begin_for_user: Some(b),
+                    },
+                    None => modules::chain::ChainStep::new(m),
+                });
+            }
+            (
+                shared(
+                    modules::ChainModule::with_steps(handle.clone(), built)
+                        .map_err(|e| e.to_string())?,
+                ),
+                None,
+            )
+        }
+    })
 }
 
 /// `dialgate check-config`.

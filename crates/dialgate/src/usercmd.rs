@@ -31,6 +31,22 @@ pub enum UserCommand {
     },
     /// List the users.
     List,
+    /// Enrol a user for the `totp` module: prints the otpauth:// URI and a QR
+    /// code to scan with an authenticator app.
+    Totp {
+        /// The user name.
+        name: String,
+        /// Also require a PIN typed before the code (token-card style); asked
+        /// twice, not echoed.
+        #[arg(long)]
+        pin: bool,
+        /// The issuer shown by authenticator apps.
+        #[arg(long, default_value = "dialgate")]
+        issuer: String,
+        /// Remove the user's TOTP secret instead.
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 fn read_password(from_stdin: bool) -> Result<Zeroizing<String>, String> {
@@ -110,6 +126,53 @@ fn run(cfg: &Config, cmd: UserCommand) -> Result<(), String> {
                 return Err(format!("no user {name}"));
             }
             println!("user {name} removed");
+            Ok(())
+        }
+        UserCommand::Totp {
+            name,
+            pin,
+            issuer,
+            remove,
+        } => {
+            let store = cfg.data_dir.join("totp.toml");
+            if remove {
+                let found = modules::totp_module::remove_totp_user(&store, &name)
+                    .map_err(|e| e.to_string())?;
+                if !found {
+                    return Err(format!("no TOTP secret for {name}"));
+                }
+                println!("TOTP secret of {name} removed");
+                return Ok(());
+            }
+            let pin = if pin {
+                let first = Zeroizing::new(
+                    rpassword::prompt_password("PIN: ")
+                        .map_err(|e| format!("cannot read the PIN: {e}"))?,
+                );
+                let again = Zeroizing::new(
+                    rpassword::prompt_password("Again: ")
+                        .map_err(|e| format!("cannot read the PIN: {e}"))?,
+                );
+                if *first != *again {
+                    return Err("the two PINs differ; nothing changed".into());
+                }
+                Some(first)
+            } else {
+                None
+            };
+            let opts = modules::totp_module::EnrollOptions {
+                issuer: &issuer,
+                pin: pin.as_deref().map(String::as_str),
+                ..Default::default()
+            };
+            let e = modules::totp_module::enroll(&store, &name, opts).map_err(|e| e.to_string())?;
+            println!("TOTP secret for {name} saved in {}", store.display());
+            println!("secret: {}", e.secret_base32.as_str());
+            println!("uri:    {}", e.uri.as_str());
+            match modules::totp_module::qr_terminal(&e.uri) {
+                Ok(qr) => println!("{qr}"),
+                Err(err) => eprintln!("(no QR code: {err})"),
+            }
             Ok(())
         }
         UserCommand::List => {

@@ -119,6 +119,12 @@ fn add_chap_user(s: &Setup, name: &str, password: &str) {
 /// (tcp on the veth address, or a pty at `line` in the data dir), the users
 /// dialog, and a PPP hand-off with `auth`.
 fn server_setup(kind: &str, auth: &str) -> Setup {
+    server_setup_with(kind, auth, "[group.module]\nkind = \"users\"\ntries = 1\n")
+}
+
+/// As [`server_setup`], with `module` as the group's module block (empty:
+/// a dedicated PPP port).
+fn server_setup_with(kind: &str, auth: &str, module: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = if kind == "pty" {
         format!("link = \"{}\"", dir.path().join("line").display())
@@ -136,10 +142,7 @@ name = "dialin"
 kind = "{kind}"
 {endpoint}
 
-[group.module]
-kind = "users"
-tries = 1
-
+{module}
 [group.handoff]
 kind = "ppp"
 auth = [{auth}]
@@ -212,8 +215,15 @@ impl Dial {
         let (tx, stderr) = mpsc::channel();
         let err = child.stderr.take().unwrap();
         std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
+            let mut r = BufReader::new(err);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match r.read_until(b'\n', &mut raw) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&raw).trim_end().to_string();
                 if std::env::var_os("DIALGATE_TEST_VERBOSE").is_some() {
                     eprintln!("dial err: {line}");
                 }
@@ -386,7 +396,11 @@ fn call_ping_bulk_hang_up(ns: &str, kind: &str, auth: &str, method: &str) {
     let s = server_setup(kind, auth);
     let srv = s.start();
     let ep = srv.endpoint("dialin");
-    let flag = if kind == "pty" { "--device" } else { "--tcp" };
+    let flag = match kind {
+        "pty" => "--device",
+        "telnet" => "--telnet",
+        _ => "--tcp",
+    };
     let mut d = Dial::start(&s, ns, &[flag, &ep], SCRIPT, "s3cret");
     let (local, peer, dns) = d.wait_up();
     assert_eq!(
@@ -416,6 +430,10 @@ fn call_ping_bulk_hang_up(ns: &str, kind: &str, auth: &str, method: &str) {
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     let said = d.drain();
     assert!(said.contains("closed locally: User request"), "{said}");
+    assert!(
+        !said.contains("BINARY"),
+        "telnet BINARY agreed both ways: {said}"
+    );
 
     let recs = s.wait_records(&["--kind", "ppp-session"], 1, T);
     assert_eq!(recs.len(), 1, "{:#?}", s.records(&[]));
@@ -567,4 +585,105 @@ fn the_terminal_window_passes_keys_and_ctrl_bracket_p_starts_ppp() {
     let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
     assert_eq!(r.len(), 1, "{:#?}", s.records(&[]));
     assert_eq!(r[0]["ppp"]["method"], "chap-md5");
+}
+
+#[test]
+fn a_dedicated_port_without_dialog_and_a_peer_that_drops_the_link() {
+    let Some(ns) = in_netns("a_dedicated_port_without_dialog_and_a_peer_that_drops_the_link")
+    else {
+        return;
+    };
+    let s = server_setup_with("tcp", "\"pap\"", "");
+    let mut srv = s.start();
+    let ep = srv.endpoint("dialin");
+    let args = ["--tcp".to_string(), ep, "--no-dialog".to_string()];
+    let mut d = Dial::spawn(&s, &ns, &args, "s3cret");
+    let (local, peer, _) = d.wait_up();
+    assert_eq!(local, Ipv4Addr::new(10, 250, 1, 10));
+    let p = ping(&ns, &peer.to_string());
+    assert!(p.contains("3 received"), "{p}");
+    // The server shuts down: it terminates the link, the caller reports a
+    // link dropped by the peer.
+    assert!(srv.terminate().success());
+    assert_eq!(
+        d.wait_exit(T),
+        Some(8),
+        "dropped by the peer:\n{}",
+        d.drain()
+    );
+    // Its Terminate-Request (it may hang up right after our Terminate-Ack).
+    let said = d.drain();
+    assert!(said.contains("peer terminated"), "{said}");
+    let r = s.records(&["--kind", "ppp-session"]);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    assert_eq!(r[0]["outcome"], "shutdown", "{}", r[0]);
+    assert!(s.records(&["--kind", "dialog"]).is_empty(), "no dialog");
+}
+
+/// What is checked before any call: no root, no server needed.
+#[test]
+fn local_mistakes_have_their_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let dial = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.arg("dial").args(args).env_remove("DIALGATE_PASSWORD");
+        if let Some(pw) = env {
+            c.env("DIALGATE_PASSWORD", pw);
+        }
+        let out = c.stdin(Stdio::null()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // No target: a usage error (clap's 2).
+    assert_eq!(dial(&["--no-dialog"], None).0, Some(2));
+    // A user but no password anywhere: usage.
+    let (code, err) = dial(
+        &["--tcp", "127.0.0.1:9", "--no-dialog", "--user", "a"],
+        None,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("DIALGATE_PASSWORD"), "{err}");
+    // An unreadable password file, a broken script: local errors.
+    let missing = dir.path().join("missing");
+    let (code, err) = dial(
+        &[
+            "--tcp",
+            "127.0.0.1:9",
+            "--no-dialog",
+            "--user",
+            "a",
+            "--password-file",
+            missing.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let script = dir.path().join("bad.chat");
+    std::fs::write(&script, "TIMEOUT never\n").unwrap();
+    let (code, err) = dial(
+        &["--tcp", "127.0.0.1:9", "--script", script.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("line 1: TIMEOUT"), "{err}");
+    // A tun name the kernel would refuse: a tun error, before any call.
+    let (code, err) = dial(
+        &["--tcp", "127.0.0.1:9", "--no-dialog", "--tun", "no/slash"],
+        Some("pw"),
+    );
+    assert_eq!(code, Some(9), "{err}");
+    assert!(err.contains("tun error"), "{err}");
+    // The exit codes are in the help.
+    let out = Command::new(BIN).args(["dial", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "0  the call ended cleanly",
+        "5  refused",
+        "6  PPP authentication failed",
+        "9  tun error",
+    ] {
+        assert!(help.contains(line), "{line:?} in {help}");
+    }
 }

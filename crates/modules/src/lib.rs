@@ -15,20 +15,38 @@
 //! [`codes::END_ABORTED`]; End after Complete forgets the port. The
 //! module-defined error codes are in [`codes`].
 
+pub mod chain;
 pub mod codes;
+pub mod exec;
 pub mod line;
+pub mod pam;
 pub mod pin;
+pub mod radius_module;
 mod session;
+pub mod totp_module;
 pub mod userdb;
 pub mod users;
 
 use securityhost::consts::{DNLEN, UNLEN};
 
+pub use chain::{BeginForUser, ChainConfigError, ChainModule, ChainStep, previous_user};
 pub use codes::{
     END_ABORTED, ERROR_USERS_FILE_INVALID, ERROR_USERS_FILE_UNREADABLE, ERROR_VERIFIER_FAILED,
 };
+pub use exec::{
+    ERROR_EXEC_BAD_EXIT, ERROR_EXEC_BAD_VERDICT, ERROR_EXEC_NO_VERDICT, ERROR_EXEC_SPAWN_FAILED,
+    ExecConfigError, ExecModule, ExecOptions,
+};
 pub use line::{Fed, LineEvent, LineReader};
+pub use pam::{PamConfigError, PamModule, PamOptions, PamStats};
 pub use pin::{PinModule, PinOptions};
+pub use radius_module::{
+    ERROR_RADIUS_BAD_USER_NAME, ERROR_RADIUS_CLIENT_FAILED, ERROR_RADIUS_NO_ANSWER,
+    ERROR_RADIUS_TOO_MANY_CHALLENGES, RadiusConfigError, RadiusModule, RadiusOptions, RadiusStats,
+};
+pub use totp_module::{
+    EnrollOptions, Enrollment, TotpConfigError, TotpModule, TotpOptions, TotpStats, TotpStoreError,
+};
 pub use userdb::{
     AddOptions, AddOutcome, Argon2Params, SecretsDb, UserFileError, UserInfo, UsersDb, add_user,
     list_users, nt_password_hash, remove_user, set_disabled,

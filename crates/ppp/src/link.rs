@@ -569,6 +569,17 @@ impl Link {
         if self.is_dead() {
             return;
         }
+        // The peer asked to terminate, we acked, and it hung up before our
+        // Stopping state ran out (RFC 1661 §3.7 lets it): that is the
+        // peer's termination, not a dropped line.
+        if self.cause.is_none()
+            && self.lcp.state() == State::Stopping
+            && let Some(r) = self.lcp.peer_terminate_reason()
+        {
+            self.cause = Some(DownCause::PeerTerminated(
+                String::from_utf8_lossy(r).into_owned(),
+            ));
+        }
         let rand = &mut *self.rand;
         self.ipcp.down(now, rand);
         self.lcp.down(now, rand);

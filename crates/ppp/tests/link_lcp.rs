@@ -159,3 +159,27 @@ fn misuse_is_reported() {
     sim.server.handle_timeout(later);
     assert!(sim.server.poll_transmit().is_none());
 }
+
+/// A peer that sends Terminate-Request, gets our Terminate-Ack and hangs up
+/// at once (RFC 1661 §3.7 allows it) terminated the link: the cause says
+/// so, not "line hung up".
+#[test]
+fn hang_up_right_after_a_peer_terminate_is_the_peers_termination() {
+    let mut sim = up_sim();
+    let now = sim.now;
+    sim.client.close(now, "User request");
+    while let Some(f) = sim.client.poll_transmit() {
+        sim.server.handle_input(now, &f);
+    }
+    // The server acked; the client hangs up without waiting.
+    sim.server.handle_hangup(now);
+    assert_eq!(
+        sim.server.down_cause(),
+        Some(&DownCause::PeerTerminated("User request".into()))
+    );
+    // A line that just drops is still a hang-up.
+    let mut sim = up_sim();
+    let now = sim.now;
+    sim.server.handle_hangup(now);
+    assert_eq!(sim.server.down_cause(), Some(&DownCause::Hangup));
+}
