@@ -133,6 +133,12 @@ async fn end_during_the_second_module() {
     d.expect("PIN1: ").await;
     d.type_slowly(b"1111\r").await;
     d.expect("PIN2: ").await;
+    // Begin registers the dialog right after spawning it: the prompt can
+    // come first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.active_dialogs() != 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     assert_eq!(b.active_dialogs(), 1);
     d.abort(AbortCause::Shutdown).await;
     assert_eq!(
