@@ -79,6 +79,6 @@ args = ['-c', 'printf "granted %s\r\n" "$DIALGATE_USER"']
     assert!(!String::from_utf8_lossy(&c.seen).contains("granted"));
     let ok = s.records(&["--outcome", "success"]);
     assert_eq!(ok.len(), 1);
-    assert_eq!(ok[0]["module"], "chain");
+    assert_eq!(ok[0]["module"], "chain(users,totp)");
     assert_eq!(s.records(&["--outcome", "failure"]).len(), 1);
 }
