@@ -226,6 +226,28 @@ pub struct PppConfig {
     pub idle_timeout: Option<Duration>,
     /// The longest a session may last.
     pub session_limit: Option<Duration>,
+    /// PPP authentication and accounting through RADIUS, instead of the
+    /// users backend.
+    pub radius: Option<PppRadius>,
+}
+
+/// `[group.handoff.radius]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PppRadius {
+    /// Authentication servers (at least one).
+    pub servers: Vec<(SocketAddr, Vec<u8>)>,
+    /// Accounting servers (empty: no accounting).
+    pub accounting: Vec<(SocketAddr, Vec<u8>)>,
+    /// Wait per attempt.
+    pub timeout: Duration,
+    /// Resends per server.
+    pub retries: u32,
+    /// Drop replies without a Message-Authenticator.
+    pub require_message_authenticator: bool,
+    /// NAS-Identifier.
+    pub nas_identifier: String,
+    /// Interim-Update interval (`None`: none).
+    pub interim_interval: Option<Duration>,
 }
 
 /// One port group.
@@ -416,6 +438,21 @@ struct RawHandoff {
     echo_max_missed: Option<Spanned<i64>>,
     idle_timeout: Option<Spanned<RawDuration>>,
     session_limit: Option<Spanned<RawDuration>>,
+    radius: Option<Spanned<RawPppRadius>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPppRadius {
+    #[serde(default)]
+    servers: Vec<RawServer>,
+    #[serde(default)]
+    accounting: Vec<RawServer>,
+    timeout: Option<Spanned<RawDuration>>,
+    retries: Option<Spanned<i64>>,
+    require_message_authenticator: Option<bool>,
+    nas_identifier: Option<String>,
+    interim_interval: Option<Spanned<RawDuration>>,
 }
 
 /// A duration: whole seconds, or a string like `90s`, `2m`, `1h`.
@@ -647,6 +684,81 @@ fn check_network(cx: &Ctx<'_>, n: &RawNetwork) -> Result<NetworkConfig, ConfigEr
     })
 }
 
+/// `[{ address, secret_file | secret }, ...]` of RADIUS servers.
+fn radius_servers(
+    cx: &Ctx<'_>,
+    list: &[RawServer],
+) -> Result<Vec<(SocketAddr, Vec<u8>)>, ConfigError> {
+    let mut servers = Vec::new();
+    for srv in list {
+        let addr: SocketAddr = srv.address.get_ref().parse().map_err(|_| {
+            cx.at(
+                &srv.address,
+                format!(
+                    "`{}` is not an address:port (for example 127.0.0.1:1812)",
+                    srv.address.get_ref()
+                ),
+            )
+        })?;
+        let secret = match (&srv.secret_file, &srv.secret) {
+            (Some(f), None) => {
+                let path = cx.base.join(f.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    cx.at(
+                        f,
+                        format!("cannot read the secret file {}: {e}", path.display()),
+                    )
+                })?;
+                text.lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_end()
+                    .as_bytes()
+                    .to_vec()
+            }
+            (None, Some(s)) => s.get_ref().as_bytes().to_vec(),
+            (Some(f), Some(_)) => {
+                return Err(cx.at(f, "give `secret_file` or `secret`, not both"));
+            }
+            (None, None) => {
+                return Err(cx.at(
+                    &srv.address,
+                    "a RADIUS server needs `secret_file` (or `secret`)",
+                ));
+            }
+        };
+        if secret.is_empty() {
+            return Err(cx.at(&srv.address, "the RADIUS shared secret is empty"));
+        }
+        servers.push((addr, secret));
+    }
+    Ok(servers)
+}
+
+/// `[group.handoff.radius]`.
+fn check_ppp_radius(cx: &Ctx<'_>, r: &RawPppRadius) -> Result<PppRadius, ConfigError> {
+    Ok(PppRadius {
+        servers: radius_servers(cx, &r.servers)?,
+        accounting: radius_servers(cx, &r.accounting)?,
+        timeout: duration(cx, &r.timeout, Duration::from_secs(3), "timeout")?,
+        retries: match &r.retries {
+            None => 2,
+            Some(n) if (0..=10).contains(n.get_ref()) => *n.get_ref() as u32,
+            Some(n) => return Err(cx.at(n, "retries is 0 to 10")),
+        },
+        require_message_authenticator: r.require_message_authenticator.unwrap_or(false),
+        nas_identifier: r
+            .nas_identifier
+            .clone()
+            .unwrap_or_else(|| "dialgate".to_string()),
+        interim_interval: r
+            .interim_interval
+            .as_ref()
+            .map(|_| duration(cx, &r.interim_interval, Duration::ZERO, "interim_interval"))
+            .transpose()?,
+    })
+}
+
 fn check_ppp(cx: &Ctx<'_>, h: &RawHandoff) -> Result<PppConfig, ConfigError> {
     use ppp::auth::AuthProtocol;
     let auth = match &h.auth {
@@ -722,6 +834,20 @@ fn check_ppp(cx: &Ctx<'_>, h: &RawHandoff) -> Result<PppConfig, ConfigError> {
         echo_max_missed: positive(cx, &h.echo_max_missed, 4, 100, "echo_max_missed")? as u32,
         idle_timeout: opt(&h.idle_timeout, "idle_timeout")?,
         session_limit: opt(&h.session_limit, "session_limit")?,
+        radius: h
+            .radius
+            .as_ref()
+            .map(|r| {
+                let c = check_ppp_radius(cx, r.get_ref())?;
+                if c.servers.is_empty() {
+                    return Err(cx.at(
+                        r,
+                        "[group.handoff.radius] needs `servers` (authentication); `accounting` is optional",
+                    ));
+                }
+                Ok(c)
+            })
+            .transpose()?,
     })
 }
 
@@ -1117,49 +1243,7 @@ fn check_module_at(
             if list.get_ref().is_empty() {
                 return Err(cx.at(list, "at least one RADIUS server"));
             }
-            let mut servers = Vec::new();
-            for srv in list.get_ref() {
-                let addr: SocketAddr = srv.address.get_ref().parse().map_err(|_| {
-                    cx.at(
-                        &srv.address,
-                        format!(
-                            "`{}` is not an address:port (for example 127.0.0.1:1812)",
-                            srv.address.get_ref()
-                        ),
-                    )
-                })?;
-                let secret = match (&srv.secret_file, &srv.secret) {
-                    (Some(f), None) => {
-                        let path = cx.base.join(f.get_ref());
-                        let text = std::fs::read_to_string(&path).map_err(|e| {
-                            cx.at(
-                                f,
-                                format!("cannot read the secret file {}: {e}", path.display()),
-                            )
-                        })?;
-                        text.lines()
-                            .next()
-                            .unwrap_or("")
-                            .trim_end()
-                            .as_bytes()
-                            .to_vec()
-                    }
-                    (None, Some(s)) => s.get_ref().as_bytes().to_vec(),
-                    (Some(f), Some(_)) => {
-                        return Err(cx.at(f, "give `secret_file` or `secret`, not both"));
-                    }
-                    (None, None) => {
-                        return Err(cx.at(
-                            &srv.address,
-                            "a RADIUS server needs `secret_file` (or `secret`)",
-                        ));
-                    }
-                };
-                if secret.is_empty() {
-                    return Err(cx.at(&srv.address, "the RADIUS shared secret is empty"));
-                }
-                servers.push((addr, secret));
-            }
+            let servers = radius_servers(cx, list.get_ref())?;
             Ok(ModuleConfig::Radius {
                 servers,
                 timeout: duration(cx, &m.timeout, Duration::from_secs(3), "timeout")?,

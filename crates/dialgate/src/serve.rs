@@ -241,6 +241,33 @@ fn build_one(
     })
 }
 
+fn ppp_radius(
+    handle: &tokio::runtime::Handle,
+    r: &crate::config::PppRadius,
+) -> Result<Arc<modules::RadiusPpp>, String> {
+    let servers = |v: &[(std::net::SocketAddr, Vec<u8>)]| {
+        v.iter()
+            .map(|(addr, secret)| radius::ServerConfig {
+                addr: *addr,
+                secret: secret.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    modules::RadiusPpp::new(
+        handle.clone(),
+        modules::RadiusPppOptions {
+            auth_servers: servers(&r.servers),
+            acct_servers: servers(&r.accounting),
+            timeout: r.timeout,
+            retries: r.retries,
+            require_message_authenticator: r.require_message_authenticator,
+            nas_identifier: r.nas_identifier.clone(),
+        },
+    )
+    .map(Arc::new)
+    .map_err(|e| e.to_string())
+}
+
 /// `dialgate check-config`.
 pub fn check_config(cfg: &Config) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -374,6 +401,14 @@ async fn serve(cfg: Config) -> Result<(), String> {
         let module = tokio::task::block_in_place(|| build_module(&cfg, g, &handle, &table))?;
         let ppp = match (&g.handoff, &network) {
             (Handoff::Ppp(p), Some(net)) => Some(crate::session::PppRuntime {
+                radius: p
+                    .radius
+                    .as_ref()
+                    .map(|r| {
+                        ppp_radius(&handle, r)
+                            .map_err(|e| format!("group {}: PPP RADIUS: {e}", g.name))
+                    })
+                    .transpose()?,
                 cfg: p.clone(),
                 pool: crate::pool::Pool::new(p.pool.0, p.pool.1)
                     .ok_or_else(|| format!("group {}: empty pool", g.name))?,

@@ -31,6 +31,9 @@ pub struct PppRuntime {
     pub users_file: PathBuf,
     /// The PPP secrets file (CHAP-MD5, MS-CHAPv2).
     pub secrets_file: PathBuf,
+    /// PPP authentication and accounting through RADIUS (else the users
+    /// backend checks PPP credentials and nothing is accounted).
+    pub radius: Option<Arc<modules::RadiusPpp>>,
 }
 
 /// Who the session is for and where it runs.
@@ -193,6 +196,10 @@ where
     let mut last_ip = tokio::time::Instant::now();
     let mut cause: Option<DownCause> = None;
     let mut spoofed: u64 = 0;
+    let mut acct: Option<(modules::AcctSession, Instant)> = None;
+    let mut acct_start: Option<tokio::task::JoinHandle<bool>> = None;
+    let mut next_interim: Option<tokio::time::Instant> = None;
+    let mut close_cause: Option<modules::TerminateCause> = None;
     let mut flush_deadline: Option<tokio::time::Instant> = None;
     let (mut rd, mut wr) = tokio::io::split(&mut *stream);
     if shut {
@@ -212,15 +219,23 @@ where
                             .dialog_user
                             .is_some_and(|u| u.as_bytes() != creds.user());
                     let tx = verdict_tx.clone();
-                    let (users, secrets) = (rt.users_file.clone(), rt.secrets_file.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let v = if mismatch {
-                            Verdict::reject("User name differs from the one given in the dialog")
-                        } else {
-                            verify(&creds, &users, &secrets)
-                        };
-                        let _ = tx.blocking_send((v, mismatch));
-                    });
+                    if mismatch {
+                        let v =
+                            Verdict::reject("User name differs from the one given in the dialog");
+                        let _ = tx.try_send((v, true));
+                    } else if let Some(rp) = rt.radius.clone() {
+                        let calling = modules::radius_ppp::device_port(&start.who.device).1;
+                        tokio::spawn(async move {
+                            let v = rp.verify(&creds, calling.as_deref()).await;
+                            let _ = tx.send((v, false)).await;
+                        });
+                    } else {
+                        let (users, secrets) = (rt.users_file.clone(), rt.secrets_file.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let v = verify(&creds, &users, &secrets);
+                            let _ = tx.blocking_send((v, false));
+                        });
+                    }
                 }
                 Event::Authenticated { user, protocol } => {
                     info.user = Some(String::from_utf8_lossy(&user).into_owned());
@@ -240,6 +255,28 @@ where
                             route = Some(r);
                             last_ip = tokio::time::Instant::now();
                             tracing::info!(group = start.group, "PPP up: {local} <-> {peer}");
+                            if let Some(rp) = rt
+                                .radius
+                                .as_ref()
+                                .filter(|rp| rp.accounting() && acct.is_none())
+                            {
+                                let user = info.user.clone().unwrap_or_default();
+                                let s = modules::AcctSession::new(
+                                    user.as_bytes(),
+                                    Some(peer),
+                                    &start.who.device,
+                                );
+                                let (rp2, s2) = (rp.clone(), s.clone());
+                                acct_start =
+                                    Some(tokio::spawn(async move { rp2.start(&s2).await }));
+                                acct = Some((s, Instant::now()));
+                                next_interim = rt
+                                    .cfg
+                                    .radius
+                                    .as_ref()
+                                    .and_then(|r| r.interim_interval)
+                                    .map(|d| tokio::time::Instant::now() + d);
+                            }
                         }
                         None => {
                             // Never two live sessions on one address.
@@ -325,12 +362,26 @@ where
                 }
             }
             _ = sleep_opt(timer) => link.handle_timeout(Instant::now()),
-            _ = sleep_opt(idle) => link.close(Instant::now(), "Idle timeout"),
-            _ = sleep_opt(session_deadline) => link.close(Instant::now(), "Session time limit"),
+            _ = sleep_opt(idle) => {
+                close_cause.get_or_insert(modules::TerminateCause::IdleTimeout);
+                link.close(Instant::now(), "Idle timeout");
+            }
+            _ = sleep_opt(session_deadline) => {
+                close_cause.get_or_insert(modules::TerminateCause::SessionTimeout);
+                link.close(Instant::now(), "Session time limit");
+            }
+            _ = sleep_opt(next_interim) => {
+                if let (Some(rp), Some((s, t0))) = (rt.radius.clone(), acct.clone()) {
+                    let c = counters(&info, t0);
+                    tokio::spawn(async move { rp.interim(&s, &c).await });
+                }
+                next_interim = rt.cfg.radius.as_ref().and_then(|r| r.interim_interval).map(|d| tokio::time::Instant::now() + d);
+            }
             _ = sleep_opt(flush_deadline) => break,
             r = shutdown.changed(), if !shut => {
                 shut = true;
                 if r.is_err() || *shutdown.borrow() {
+                    close_cause.get_or_insert(modules::TerminateCause::AdminReboot);
                     link.close(Instant::now(), "Server shutting down");
                 }
             }
@@ -341,6 +392,14 @@ where
     let _ = wr.flush().await;
     let cause = cause.unwrap_or(DownCause::Hangup);
     info.cause = Some(cause.to_string());
+    if let (Some(rp), Some((s, t0))) = (rt.radius.as_ref(), acct.take()) {
+        // Start before Stop, each bounded by the client's timeouts.
+        if let Some(h) = acct_start.take() {
+            let _ = h.await;
+        }
+        let tc = close_cause.unwrap_or_else(|| modules::TerminateCause::from_down_cause(&cause));
+        rp.stop(&s, &counters(&info, t0), tc).await;
+    }
     rec.outcome = if name_mismatch {
         eventlog::Outcome::PppNameMismatch
     } else if auth_failed || matches!(cause, DownCause::AuthFailed(_)) {
@@ -378,5 +437,15 @@ async fn sleep_opt(t: Option<tokio::time::Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+fn counters(info: &eventlog::PppInfo, since: Instant) -> modules::AcctCounters {
+    modules::AcctCounters {
+        octets_in: info.bytes_in,
+        octets_out: info.bytes_out,
+        packets_in: info.packets_in,
+        packets_out: info.packets_out,
+        session_time: since.elapsed(),
     }
 }

@@ -568,3 +568,120 @@ fn ppproto_client_through_the_servers_port() {
     assert_eq!(r[0]["ppp"]["method"], "pap");
     assert_eq!(r[0]["ppp"]["address"], "10.250.1.10");
 }
+
+/// PPP authentication through a real FreeRADIUS (MS-CHAPv2 with the
+/// authenticator response from RADIUS, then CHAP-MD5), and accounting Start
+/// and Stop with the session's address and octets in FreeRADIUS's detail
+/// file.
+#[test]
+fn ppp_through_radius_with_accounting() {
+    if !in_netns("ppp_through_radius_with_accounting") {
+        return;
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../radius/tests/freeradius.sh");
+    if !std::path::Path::new("/usr/sbin/freeradius").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "freeradius is missing; scripts/test installs it"
+        );
+        eprintln!("skipping: freeradius is not installed");
+        return;
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["start", "18120", "18130"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "freeradius: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut it = started.split_whitespace();
+    let (pid, dir) = (
+        it.next().unwrap().to_string(),
+        it.next().unwrap().to_string(),
+    );
+    struct Stop(std::path::PathBuf, String, String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("bash")
+                .arg(&self.0)
+                .args(["stop", &self.1, &self.2])
+                .status();
+        }
+    }
+    let _stop = Stop(script.clone(), pid, dir.clone());
+    for (auth, method) in [("\"mschapv2\"", "ms-chapv2"), ("\"chap-md5\"", "chap-md5")] {
+        let radius = "[group.handoff.radius]\n\
+            servers = [{ address = \"127.0.0.1:18120\", secret = \"testing123\" }]\n\
+            accounting = [{ address = \"127.0.0.1:18130\", secret = \"testing123\" }]\n";
+        let s = ppp_setup(auth, radius);
+        // The dialog's users module knows alice too, with RADIUS's password.
+        let mut add = s.cmd(&["user", "add", "alice", "--password-stdin"]);
+        let mut child = add.stdin(std::process::Stdio::piped()).spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"alicepass\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        let srv = s.start();
+        let mut line = dial(srv.addr("ppp0"), "alice", "alicepass");
+        let mut link = Link::new(
+            LinkConfig::client(Some((b"alice", "alicepass"))),
+            Instant::now(),
+            Box::new(|b: &mut [u8]| rand::fill(b)),
+        )
+        .unwrap();
+        let evs = pump(&mut link, &mut line, T, |e, _| {
+            matches!(e, Event::Up { .. })
+        });
+        let local = evs
+            .iter()
+            .find_map(|e| match e {
+                Event::Up { local, .. } => Some(*local),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{method}: no IPCP up (RADIUS verdict): {evs:#?}"));
+        link.send_ip(&icmp_echo(
+            local,
+            Ipv4Addr::new(10, 250, 1, 1),
+            1,
+            &[7; 500],
+        ))
+        .unwrap();
+        pump(&mut link, &mut line, T, |e, _| {
+            matches!(e, Event::IpPacket(_))
+        });
+        link.close(Instant::now(), "User request");
+        pump(&mut link, &mut line, T, |_, _| false);
+        let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
+        assert_eq!(r[0]["ppp"]["method"], method);
+        drop(srv);
+    }
+    // Accounting: a Start and a Stop per session, with the address and octets.
+    let detail = std::fs::read_to_string(format!("{dir}/acct/detail")).unwrap_or_default();
+    assert_eq!(
+        detail.matches("Acct-Status-Type = Start").count(),
+        2,
+        "{detail}"
+    );
+    assert_eq!(
+        detail.matches("Acct-Status-Type = Stop").count(),
+        2,
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Framed-IP-Address = 10.250.1.10"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Acct-Input-Octets = 528"),
+        "one 528-byte ping in: {detail}"
+    );
+    assert!(detail.contains("User-Name = \"alice\""), "{detail}");
+}

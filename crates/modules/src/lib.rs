@@ -22,6 +22,7 @@ pub mod line;
 pub mod pam;
 pub mod pin;
 pub mod radius_module;
+pub mod radius_ppp;
 mod session;
 pub mod totp_module;
 pub mod userdb;
@@ -43,6 +44,9 @@ pub use pin::{PinModule, PinOptions};
 pub use radius_module::{
     ERROR_RADIUS_BAD_USER_NAME, ERROR_RADIUS_CLIENT_FAILED, ERROR_RADIUS_NO_ANSWER,
     ERROR_RADIUS_TOO_MANY_CHALLENGES, RadiusConfigError, RadiusModule, RadiusOptions, RadiusStats,
+};
+pub use radius_ppp::{
+    AcctCounters, AcctSession, NasPortType, RadiusPpp, RadiusPppOptions, TerminateCause,
 };
 pub use totp_module::{
     EnrollOptions, Enrollment, TotpConfigError, TotpModule, TotpOptions, TotpStats, TotpStoreError,

@@ -164,7 +164,8 @@ impl Default for RadiusOptions {
     }
 }
 
-/// Why a [`RadiusModule`] cannot be built.
+/// Why a [`RadiusModule`], a [`RadiusClient`] or a
+/// [`crate::radius_ppp::RadiusPpp`] cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RadiusConfigError {
     /// A setting shared with the other modules (tries, domain, banner,
@@ -221,7 +222,7 @@ pub struct RadiusModule {
 
 struct Inner {
     handle: Handle,
-    client: ClientHandle,
+    client: RadiusClient,
     nas_identifier: Vec<u8>,
     banner: Vec<u8>,
     username_prompt: Vec<u8>,
@@ -267,16 +268,15 @@ impl RadiusModule {
         if nas.is_empty() || nas.len() > radius::MAX_VALUE_LEN {
             return Err(RadiusConfigError::BadNasIdentifier(nas.len()));
         }
-        if let Some(s) = opts.servers.iter().find(|s| s.secret.is_empty()) {
-            return Err(RadiusConfigError::EmptySecret(s.addr));
-        }
-        let client = Client::new(ClientConfig {
-            servers: opts.servers.clone(),
-            timeout: opts.timeout,
-            retries: opts.retries,
-            require_message_authenticator: opts.require_message_authenticator,
-        })?;
-        let client = ClientHandle::spawn(&handle, client, &opts.servers)?;
+        let client = RadiusClient::spawn(
+            &handle,
+            ClientConfig {
+                servers: opts.servers.clone(),
+                timeout: opts.timeout,
+                retries: opts.retries,
+                require_message_authenticator: opts.require_message_authenticator,
+            },
+        )?;
         Ok(RadiusModule {
             inner: Arc::new(Inner {
                 handle,
@@ -300,12 +300,7 @@ impl RadiusModule {
     pub fn stats(&self) -> RadiusStats {
         let c = &self.inner.counters;
         RadiusStats {
-            client: *self
-                .inner
-                .client
-                .stats
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
+            client: self.inner.client.stats(),
             accepted: c.accepted.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             challenges: c.challenges.load(Ordering::Relaxed),
@@ -609,32 +604,55 @@ struct Job {
 /// The requests in the client task, by id, with where their outcome goes.
 type Waiting = BTreeMap<radius::RequestId, oneshot::Sender<Result<Outcome, SendError>>>;
 
-/// The dialogs' side of the shared client task.
-struct ClientHandle {
+/// A RADIUS client over UDP: one task on a tokio runtime that owns the
+/// sans-IO [`radius::Client`] and its socket(s) (see the module
+/// documentation, "The UDP driver"). Callers share it by reference (it is
+/// `Send + Sync`); the task ends when the `RadiusClient` is dropped.
+pub struct RadiusClient {
     jobs: mpsc::Sender<Job>,
     stats: Arc<Mutex<radius::Stats>>,
 }
 
-impl ClientHandle {
-    /// Opens the sockets (one per address family of `servers`) and spawns
-    /// the task on `handle`.
-    fn spawn(
-        handle: &Handle,
-        client: Client,
-        servers: &[ServerConfig],
-    ) -> Result<ClientHandle, RadiusConfigError> {
+impl std::fmt::Debug for RadiusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RadiusClient")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RadiusClient {
+    /// Checks `cfg` (at least one server, non-empty shared secrets, a
+    /// timeout of more than 0 and at most one hour), opens the socket(s)
+    /// (one per address family of the servers) and spawns the client task
+    /// on `handle`.
+    pub fn spawn(handle: &Handle, cfg: ClientConfig) -> Result<RadiusClient, RadiusConfigError> {
+        if let Some(s) = cfg.servers.iter().find(|s| s.secret.is_empty()) {
+            return Err(RadiusConfigError::EmptySecret(s.addr));
+        }
+        let servers = cfg.servers.clone();
+        let client = Client::new(cfg)?;
         let _entered = handle.enter();
-        let v4 = open_socket(servers, true)?;
-        let v6 = open_socket(servers, false)?;
+        let v4 = open_socket(&servers, true)?;
+        let v6 = open_socket(&servers, false)?;
         let (tx, rx) = mpsc::channel(JOB_QUEUE);
         let stats = Arc::new(Mutex::new(radius::Stats::default()));
         handle.spawn(run_client(client, v4, v6, rx, stats.clone()));
-        Ok(ClientHandle { jobs: tx, stats })
+        Ok(RadiusClient { jobs: tx, stats })
+    }
+
+    /// The client's counters as of its last wake-up.
+    pub fn stats(&self) -> radius::Stats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends `request` and waits for its outcome (bounded by the client's
-    /// timeouts). `Err` is the ERROR code to complete with.
-    async fn request(&self, request: Request) -> Result<Outcome, u32> {
+    /// timeouts and retries over all servers; [`Outcome::Timeout`] when no
+    /// server gave a valid answer). `Err` is
+    /// [`ERROR_RADIUS_CLIENT_FAILED`] (logged): the client task is gone (the
+    /// runtime is shutting down) or the request cannot be encoded (our
+    /// misuse). Dropping the future cancels the request.
+    pub async fn request(&self, request: Request) -> Result<Outcome, u32> {
         let (tx, rx) = oneshot::channel();
         let job = Job { request, reply: tx };
         if self.jobs.send(job).await.is_err() {
@@ -697,7 +715,7 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The shared client task: runs until every [`ClientHandle`] (the module
+/// The shared client task: runs until every [`RadiusClient`] (the module
 /// and its dialogs) is gone.
 async fn run_client(
     mut client: Client,
