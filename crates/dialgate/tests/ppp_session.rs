@@ -685,3 +685,34 @@ fn ppp_through_radius_with_accounting() {
     );
     assert!(detail.contains("User-Name = \"alice\""), "{detail}");
 }
+
+#[test]
+fn idle_timeout_and_session_time_limit_end_sessions() {
+    if !in_netns("idle_timeout_and_session_time_limit_end_sessions") {
+        return;
+    }
+    for (extra, want) in [
+        ("idle_timeout = 2\n", "Idle timeout"),
+        ("session_limit = 2\n", "Session time limit"),
+    ] {
+        let s = ppp_setup("\"pap\"", extra);
+        let srv = s.start();
+        let (mut link, mut line, _) = up(&s, &srv);
+        let t0 = Instant::now();
+        // Keep answering LCP (echoes) but send no IP: idle.
+        let evs = pump(&mut link, &mut line, Duration::from_secs(12), |_, _| false);
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{want}: took {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            evs.iter().any(|e| matches!(e, Event::Down { .. })),
+            "{want}: {evs:#?}"
+        );
+        let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
+        let cause = r[0]["ppp"]["cause"].as_str().unwrap();
+        assert!(cause.contains(want), "{want}: {cause}");
+        drop(srv);
+    }
+}
