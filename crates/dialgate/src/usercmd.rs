@@ -49,6 +49,36 @@ pub enum UserCommand {
     },
 }
 
+/// Asks for a secret on the terminal with echo off. Echo is turned off
+/// *before* the prompt is shown, so nothing typed right after the prompt
+/// appears, and it is restored on every path.
+fn prompt_secret(prompt: &str) -> std::io::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let saved = tcgetattr(&tty).map_err(std::io::Error::from)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    tcsetattr(&tty, SetArg::TCSAFLUSH, &quiet).map_err(std::io::Error::from)?;
+    struct Restore<'a>(&'a std::fs::File, nix::sys::termios::Termios);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let _ = tcsetattr(self.0, SetArg::TCSANOW, &self.1);
+        }
+    }
+    let _restore = Restore(&tty, saved);
+    let mut w = &tty;
+    w.write_all(prompt.as_bytes())?;
+    w.flush()?;
+    let mut line = Zeroizing::new(String::new());
+    std::io::BufReader::new(&tty).read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 fn read_password(from_stdin: bool) -> Result<Zeroizing<String>, String> {
     if from_stdin {
         let mut line = Zeroizing::new(String::new());
@@ -60,12 +90,11 @@ fn read_password(from_stdin: bool) -> Result<Zeroizing<String>, String> {
         return Ok(pw);
     }
     let first =
-        Zeroizing::new(rpassword::prompt_password("Password: ").map_err(|e| {
+        Zeroizing::new(prompt_secret("Password: ").map_err(|e| {
             format!("cannot read the password: {e} (use --password-stdin in scripts)")
         })?);
     let second = Zeroizing::new(
-        rpassword::prompt_password("Again: ")
-            .map_err(|e| format!("cannot read the password: {e}"))?,
+        prompt_secret("Again: ").map_err(|e| format!("cannot read the password: {e}"))?,
     );
     if *first != *second {
         return Err("the two passwords differ; nothing changed".into());
@@ -146,12 +175,10 @@ fn run(cfg: &Config, cmd: UserCommand) -> Result<(), String> {
             }
             let pin = if pin {
                 let first = Zeroizing::new(
-                    rpassword::prompt_password("PIN: ")
-                        .map_err(|e| format!("cannot read the PIN: {e}"))?,
+                    prompt_secret("PIN: ").map_err(|e| format!("cannot read the PIN: {e}"))?,
                 );
                 let again = Zeroizing::new(
-                    rpassword::prompt_password("Again: ")
-                        .map_err(|e| format!("cannot read the PIN: {e}"))?,
+                    prompt_secret("Again: ").map_err(|e| format!("cannot read the PIN: {e}"))?,
                 );
                 if *first != *again {
                     return Err("the two PINs differ; nothing changed".into());
