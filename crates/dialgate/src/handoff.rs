@@ -45,8 +45,8 @@ where
     let Handoff::Exec { program, args } = handoff else {
         return "not an exec hand-off".to_string();
     };
-    let mut child = match Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env("DIALGATE_USER", &session.user)
         .env("DIALGATE_DOMAIN", &session.domain)
         .env("DIALGATE_PORT", &session.port)
@@ -54,9 +54,13 @@ where
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    // fork/exec blocks its thread for milliseconds (vfork until execve):
+    // keep it off the reactor's workers.
+    let spawned = tokio::task::spawn_blocking(move || cmd.spawn())
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("spawn task failed: {e}"))));
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("hand-off: cannot start {}: {e}", program.display());

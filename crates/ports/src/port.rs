@@ -178,7 +178,7 @@ impl Port {
         config.validate()?;
         let listener = match (config.kind, config.bind) {
             (PortKind::Tcp | PortKind::Telnet, Some(addr)) => {
-                Listener::Tcp(TcpListener::bind(addr).await.map_err(|e| {
+                Listener::Tcp(listen(addr).map_err(|e| {
                     PortError::io(format!("binding {} port {addr}", config.kind), e)
                 })?)
             }
@@ -295,6 +295,23 @@ impl Port {
             }
         }
     }
+}
+
+/// The listen backlog asked of the kernel (it caps it at `somaxconn`):
+/// tokio's default of 1,024 overflows under a burst of callers, and every
+/// overflow costs a caller a SYN retry of a second or more.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind does: a restarted server can bind at once.
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(LISTEN_BACKLOG)
 }
 
 fn transient(e: &io::Error) -> bool {
