@@ -543,9 +543,14 @@ pub fn parse(
     if raw.group.is_empty() {
         return Err(cx.err(None, "no [[group]]: dialgate needs at least one port group"));
     }
+    let network = raw
+        .network
+        .as_ref()
+        .map(|n| check_network(&cx, n.get_ref()))
+        .transpose()?;
     let mut groups: Vec<Group> = Vec::new();
     for g in &raw.group {
-        let group = check_group(&cx, g.get_ref(), &data_dir)?;
+        let group = check_group(&cx, g.get_ref(), &data_dir, network.as_ref())?;
         if groups.iter().any(|o| o.name == group.name) {
             return Err(cx.at(
                 &g.get_ref().name,
@@ -564,11 +569,6 @@ pub fn parse(
         }
         groups.push(group);
     }
-    let network = raw
-        .network
-        .as_ref()
-        .map(|n| check_network(&cx, n.get_ref()))
-        .transpose()?;
     for (g, raw_g) in groups.iter().zip(&raw.group) {
         if let Handoff::Ppp(p) = &g.handoff {
             let h = raw_g
@@ -631,6 +631,23 @@ fn same_prefix(a: std::net::Ipv4Addr, b: std::net::Ipv4Addr, len: u8) -> bool {
         u32::MAX << (32 - u32::from(len.min(32)))
     };
     u32::from(a) & mask == u32::from(b) & mask
+}
+
+/// The default pool of a network: every host address above the server's own
+/// (or from the second host address when the server sits higher), up to the
+/// last before the broadcast address.
+fn default_pool(n: &NetworkConfig) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+    let len = u32::from(n.prefix_len.min(30));
+    let mask = u32::MAX << (32 - len);
+    let base = u32::from(n.address) & mask;
+    let last = (base | !mask) - 1;
+    let me = u32::from(n.address);
+    let (first, last) = if me < last {
+        (me + 1, last)
+    } else {
+        (base + 1, me - 1)
+    };
+    (first <= last).then(|| (first.into(), last.into()))
 }
 
 fn check_network(cx: &Ctx<'_>, n: &RawNetwork) -> Result<NetworkConfig, ConfigError> {
@@ -936,7 +953,12 @@ pub fn parse_duration(t: &str) -> Option<Duration> {
     (any && num.is_empty()).then(|| Duration::from_secs(total))
 }
 
-fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, ConfigError> {
+fn check_group(
+    cx: &Ctx<'_>,
+    g: &RawGroup,
+    data_dir: &Path,
+    network: Option<&NetworkConfig>,
+) -> Result<Group, ConfigError> {
     let name = g.name.get_ref().clone();
     if name.is_empty()
         || name.len() > 64
@@ -1047,13 +1069,35 @@ fn check_group(cx: &Ctx<'_>, g: &RawGroup, data_dir: &Path) -> Result<Group, Con
         .map(|m| check_module(cx, m.get_ref(), data_dir))
         .transpose()?;
     let handoff = match &g.handoff {
-        None => Handoff::Exec {
-            program: PathBuf::from("/bin/sh"),
-            args: vec![
-                "-c".into(),
-                "printf 'Welcome, %s.\\r\\n' \"$DIALGATE_USER\"".into(),
-            ],
-        },
+        // PPP is the default hand-off, with a pool from the network's prefix.
+        None => {
+            let n = network.ok_or_else(|| {
+                cx.at(
+                    &g.name,
+                    "this group runs PPP after the dialog (the default hand-off), which needs a [network] table; or set [group.handoff] kind = \"exec\"",
+                )
+            })?;
+            let pool = default_pool(n).ok_or_else(|| {
+                cx.at(
+                    &g.name,
+                    "the [network] prefix leaves no room for a pool; set [group.handoff] pool",
+                )
+            })?;
+            Handoff::Ppp(PppConfig {
+                auth: vec![
+                    ppp::auth::AuthProtocol::MsChapV2,
+                    ppp::auth::AuthProtocol::ChapMd5,
+                    ppp::auth::AuthProtocol::Pap,
+                ],
+                pool,
+                same_user: true,
+                echo_interval: Duration::from_secs(30),
+                echo_max_missed: 4,
+                idle_timeout: None,
+                session_limit: None,
+                radius: None,
+            })
+        }
         Some(h) => {
             let h = h.get_ref();
             match h.kind.get_ref().as_str() {
@@ -1376,10 +1420,11 @@ mod tests {
     #[test]
     fn duplicate_names_and_addresses_are_refused() {
         let g = "[[group]]\nname = \"a\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:5000\"\n[group.module]\nkind = \"users\"\n";
-        let e = p(&format!("{g}{g}")).unwrap_err();
+        let net = "[network]\ntun = \"dg0\"\naddress = \"10.250.1.1/24\"\n";
+        let e = p(&format!("{net}{g}{g}")).unwrap_err();
         assert!(e.message.contains("second group"), "{e}");
         let g2 = g.replace("name = \"a\"", "name = \"b\"");
-        let e = p(&format!("{g}{g2}")).unwrap_err();
+        let e = p(&format!("{net}{g}{g2}")).unwrap_err();
         assert!(e.message.contains("already uses"), "{e}");
     }
 
@@ -1399,8 +1444,22 @@ mod tests {
     #[test]
     fn pty_group_and_limits() {
         let text = "[[group]]\nname = \"modem0\"\nkind = \"pty\"\nlink = \"/run/dg/pty0\"\ndialog_time_limit = \"30s\"\nrecv_buffer = 64\n[group.module]\nkind = \"users\"\ntries = 2\n";
-        let c = p(text).unwrap();
+        let net = "[network]\ntun = \"dg0\"\naddress = \"10.250.1.1/24\"\n";
+        let c = p(&format!("{net}{text}")).unwrap();
         let g = &c.groups[0];
+        // PPP is the default hand-off, its pool taken from [network].
+        let Handoff::Ppp(ppp) = &g.handoff else {
+            panic!("{:?}", g.handoff)
+        };
+        assert_eq!(
+            ppp.pool,
+            (
+                "10.250.1.2".parse().unwrap(),
+                "10.250.1.254".parse().unwrap()
+            )
+        );
+        let e = p(text).unwrap_err();
+        assert!(e.message.contains("[network]"), "{e}");
         assert_eq!(
             g.kind,
             PortKind::Pty {
@@ -1414,8 +1473,12 @@ mod tests {
             g.module,
             Some(ModuleConfig::Users { tries: 2, .. })
         ));
-        let e = p(&text.replace("recv_buffer = 64", "recv_buffer = 0")).unwrap_err();
-        assert_eq!(e.at.map(|a| a.0), Some(6));
+        let e = p(&format!(
+            "{net}{}",
+            text.replace("recv_buffer = 64", "recv_buffer = 0")
+        ))
+        .unwrap_err();
+        assert_eq!(e.at.map(|a| a.0), Some(9));
     }
 
     #[test]
@@ -1527,7 +1590,7 @@ mod module_tests {
 
     fn module(body: &str) -> Result<Config, ConfigError> {
         let text = format!(
-            "[[group]]\nname = \"g\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n[group.module]\n{body}"
+            "[network]\ntun = \"dg0\"\naddress = \"10.250.1.1/24\"\n[[group]]\nname = \"g\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n[group.module]\n{body}"
         );
         parse(
             &text,
@@ -1587,7 +1650,7 @@ mod module_tests {
                 .contains("`service` does not apply to the `users` module"),
             "{e}"
         );
-        assert_eq!(e.at, Some((7, 11)));
+        assert_eq!(e.at, Some((10, 11)));
         let e = module("kind = \"radius\"\n").unwrap_err();
         assert!(e.message.contains("servers"), "{e}");
         let e =
