@@ -115,6 +115,16 @@ pool = "10.250.1.10-10.250.1.11"
     s
 }
 
+/// Our PPP stack in the client role, for `user` with `password`.
+fn client_link(user: &[u8], password: &str) -> Link {
+    Link::new(
+        LinkConfig::client(Some((user, password))),
+        Instant::now(),
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    )
+    .unwrap()
+}
+
 /// Passes the users dialog as `user`, returning the line for PPP.
 fn dial(addr: std::net::SocketAddr, user: &str, password: &str) -> TcpStream {
     let mut c = Caller::connect(addr);
@@ -199,12 +209,7 @@ fn session_up_ping_hang_up(auth: &str, method: &str) {
     let s = ppp_setup(auth, "");
     let srv = s.start();
     let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
-    let mut link = Link::new(
-        LinkConfig::client(Some((b"alice", "s3cret"))),
-        Instant::now(),
-        Box::new(|b: &mut [u8]| rand::fill(b)),
-    )
-    .unwrap();
+    let mut link = client_link(b"alice", "s3cret");
     let evs = pump(&mut link, &mut line, T, |e, _| {
         matches!(e, Event::Up { .. })
     });
@@ -291,12 +296,7 @@ fn a_ppp_name_other_than_the_dialogs_is_hung_up_and_logged() {
     let srv = s.start();
     let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
     // bob's own, valid, credentials: still refused, the dialog said alice.
-    let mut link = Link::new(
-        LinkConfig::client(Some((b"bob", "b0bpw"))),
-        Instant::now(),
-        Box::new(|b: &mut [u8]| rand::fill(b)),
-    )
-    .unwrap();
+    let mut link = client_link(b"bob", "b0bpw");
     let evs = pump(&mut link, &mut line, T, |_, _| false);
     assert!(
         evs.iter().any(|e| matches!(e, Event::AuthFailed(_))),
@@ -316,12 +316,7 @@ fn a_wrong_chap_secret_fails_ppp_authentication() {
     let s = ppp_setup("\"chap-md5\"", "");
     let srv = s.start();
     let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
-    let mut link = Link::new(
-        LinkConfig::client(Some((b"alice", "not-it"))),
-        Instant::now(),
-        Box::new(|b: &mut [u8]| rand::fill(b)),
-    )
-    .unwrap();
+    let mut link = client_link(b"alice", "not-it");
     let evs = pump(&mut link, &mut line, T, |_, _| false);
     assert!(
         evs.iter().any(|e| matches!(e, Event::AuthFailed(_))),
@@ -342,12 +337,7 @@ fn an_exhausted_pool_refuses_clearly_and_two_sessions_never_share_an_address() {
     let mut addrs = Vec::new();
     for _ in 0..2 {
         let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
-        let mut link = Link::new(
-            LinkConfig::client(Some((b"alice", "s3cret"))),
-            Instant::now(),
-            Box::new(|b: &mut [u8]| rand::fill(b)),
-        )
-        .unwrap();
+        let mut link = client_link(b"alice", "s3cret");
         let evs = pump(&mut link, &mut line, T, |e, _| {
             matches!(e, Event::Up { .. })
         });
@@ -384,12 +374,7 @@ fn an_exhausted_pool_refuses_clearly_and_two_sessions_never_share_an_address() {
 fn up(s: &Setup, srv: &Server) -> (Link, TcpStream, Ipv4Addr) {
     let _ = s;
     let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
-    let mut link = Link::new(
-        LinkConfig::client(Some((b"alice", "s3cret"))),
-        Instant::now(),
-        Box::new(|b: &mut [u8]| rand::fill(b)),
-    )
-    .unwrap();
+    let mut link = client_link(b"alice", "s3cret");
     let evs = pump(&mut link, &mut line, T, |e, _| {
         matches!(e, Event::Up { .. })
     });
@@ -631,12 +616,7 @@ fn ppp_through_radius_with_accounting() {
         assert!(child.wait().unwrap().success());
         let srv = s.start();
         let mut line = dial(srv.addr("ppp0"), "alice", "alicepass");
-        let mut link = Link::new(
-            LinkConfig::client(Some((b"alice", "alicepass"))),
-            Instant::now(),
-            Box::new(|b: &mut [u8]| rand::fill(b)),
-        )
-        .unwrap();
+        let mut link = client_link(b"alice", "alicepass");
         let evs = pump(&mut link, &mut line, T, |e, _| {
             matches!(e, Event::Up { .. })
         });
