@@ -44,6 +44,15 @@ pub struct CallerId {
     pub device: String,
     /// The remote address, when there is one.
     pub remote: Option<String>,
+    /// Serial lines: set when the carrier dropped during the call.
+    pub carrier: Option<Arc<crate::modemline::CarrierFlag>>,
+}
+
+impl CallerId {
+    /// The call ended because the modem lost the carrier.
+    pub fn carrier_lost(&self) -> bool {
+        self.carrier.as_ref().is_some_and(|c| c.is_lost())
+    }
 }
 
 /// How the dialog ended, with what the record needs.
@@ -312,6 +321,12 @@ pub fn dialog_record(rt: &GroupRuntime, who: &CallerId, r: &DialogResult) -> eve
         detail = Some(match detail {
             Some(d) => format!("{d}; {more}"),
             None => more,
+        });
+    }
+    if r.hung_up && who.carrier_lost() {
+        detail = Some(match detail {
+            Some(d) => format!("{d}; carrier lost (DCD dropped)"),
+            None => "carrier lost (DCD dropped)".to_string(),
         });
     }
     let mut rec = eventlog::Record::new(

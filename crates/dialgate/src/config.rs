@@ -41,6 +41,14 @@ pub enum PortKind {
         /// Symlink to the pty's slave, re-pointed at every re-arm.
         link: PathBuf,
     },
+    /// Serial lines (tty devices), each with a Hayes modem or direct; one
+    /// group holds one line or a pool of them.
+    Serial {
+        /// The devices, e.g. `/dev/ttyUSB0`; every line answers on its own.
+        devices: Vec<PathBuf>,
+        /// Speed, framing and flow control, the same for every line.
+        settings: ports::SerialSettings,
+    },
 }
 
 impl PortKind {
@@ -50,6 +58,7 @@ impl PortKind {
             PortKind::Tcp(_) => "tcp",
             PortKind::Telnet(_) => "telnet",
             PortKind::Pty { .. } => "pty",
+            PortKind::Serial { .. } => "serial",
         }
     }
 }
@@ -250,6 +259,50 @@ pub struct PppRadius {
     pub interim_interval: Option<Duration>,
 }
 
+/// `[group.modem]`: the Hayes modem on each line of a serial group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModemSettings {
+    /// The answering state machine's settings (init commands, RING count,
+    /// timeouts, hang-up timing).
+    pub answerer: modem::Config,
+    /// How often the carrier (DCD) is read while a call is up.
+    pub carrier_poll: Duration,
+}
+
+/// Callback for one user (RAS's "No callback", "Set by caller", "Always
+/// callback to").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallbackPolicy {
+    /// The user is served on the call they made.
+    None,
+    /// The caller types the number to call back after the dialog.
+    Caller,
+    /// Always this number.
+    Number(String),
+}
+
+/// `[group.callback]`: who is called back, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackConfig {
+    /// Per user; users not listed get [`CallbackPolicy::None`].
+    pub users: std::collections::BTreeMap<String, CallbackPolicy>,
+    /// Pause between hanging up and dialling (the caller's modem resets).
+    pub delay: Duration,
+    /// Dial attempts before giving up.
+    pub attempts: u32,
+    /// The prompt for a caller-given number.
+    pub prompt: String,
+    /// How long the caller has to type the number.
+    pub prompt_timeout: Duration,
+}
+
+impl CallbackConfig {
+    /// The policy of `user`.
+    pub fn policy(&self, user: &str) -> &CallbackPolicy {
+        self.users.get(user).unwrap_or(&CallbackPolicy::None)
+    }
+}
+
 /// One port group.
 #[derive(Clone, Debug)]
 pub struct Group {
@@ -265,6 +318,10 @@ pub struct Group {
     pub handoff: Handoff,
     /// The transaction limits.
     pub transaction: securityhost::Config,
+    /// Serial groups: the modem on each line (`None`: direct lines).
+    pub modem: Option<ModemSettings>,
+    /// Serial groups with a modem and PPP: callback.
+    pub callback: Option<CallbackConfig>,
 }
 
 /// A configuration error, located in its file.
@@ -345,8 +402,45 @@ struct RawGroup {
     send_buffer: Option<Spanned<i64>>,
     recv_buffer: Option<Spanned<i64>>,
     backlog: Option<Spanned<i64>>,
+    device: Option<Spanned<String>>,
+    devices: Option<Spanned<Vec<Spanned<String>>>>,
+    speed: Option<Spanned<i64>>,
+    data_bits: Option<Spanned<i64>>,
+    parity: Option<Spanned<String>>,
+    stop_bits: Option<Spanned<i64>>,
+    flow_control: Option<Spanned<String>>,
+    modem: Option<Spanned<RawModem>>,
+    callback: Option<Spanned<RawCallback>>,
     module: Option<Spanned<RawModule>>,
     handoff: Option<Spanned<RawHandoff>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModem {
+    init: Option<Spanned<Vec<String>>>,
+    answer_on_ring: Option<Spanned<i64>>,
+    command_timeout: Option<Spanned<RawDuration>>,
+    init_backoff: Option<Spanned<RawDuration>>,
+    init_backoff_max: Option<Spanned<RawDuration>>,
+    init_attempts: Option<Spanned<i64>>,
+    init_failed_retry: Option<Spanned<RawDuration>>,
+    connect_timeout: Option<Spanned<RawDuration>>,
+    ring_reset: Option<Spanned<RawDuration>>,
+    dtr_drop: Option<Spanned<RawDuration>>,
+    guard_time: Option<Spanned<RawDuration>>,
+    carrier_poll: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCallback {
+    delay: Option<Spanned<RawDuration>>,
+    attempts: Option<Spanned<i64>>,
+    prompt: Option<String>,
+    prompt_timeout: Option<Spanned<RawDuration>>,
+    #[serde(default)]
+    users: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -874,6 +968,9 @@ fn same_endpoint(a: &PortKind, b: &PortKind) -> bool {
             x == y && x.port() != 0
         }
         (PortKind::Pty { link: x }, PortKind::Pty { link: y }) => x == y,
+        (PortKind::Serial { devices: x, .. }, PortKind::Serial { devices: y, .. }) => {
+            x.iter().any(|d| y.contains(d))
+        }
         _ => false,
     }
 }
@@ -924,33 +1021,38 @@ fn duration(
     Ok(d)
 }
 
-/// `90`, `90s`, `2m`, `1h`, `1h30m`.
+/// `90`, `90s`, `2m`, `1h`, `1h30m`, `250ms`.
 pub fn parse_duration(t: &str) -> Option<Duration> {
     let t = t.trim();
     if let Ok(n) = t.parse::<u64>() {
         return Some(Duration::from_secs(n));
     }
-    let mut total = 0u64;
+    let mut total_ms = 0u64;
     let mut num = String::new();
     let mut any = false;
-    for c in t.chars() {
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             num.push(c);
         } else {
             let n: u64 = num.parse().ok()?;
             num.clear();
             let mult = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
+                's' => 1000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
                 _ => return None,
             };
-            total = total.checked_add(n.checked_mul(mult)?)?;
+            total_ms = total_ms.checked_add(n.checked_mul(mult)?)?;
             any = true;
         }
     }
-    (any && num.is_empty()).then(|| Duration::from_secs(total))
+    (any && num.is_empty()).then(|| Duration::from_millis(total_ms))
 }
 
 fn check_group(
@@ -1011,26 +1113,58 @@ fn check_group(
                 link: PathBuf::from(link.get_ref()),
             }
         }
+        "serial" => check_serial(cx, g)?,
         other => {
             return Err(cx.at(
                 &g.kind,
-                format!("unknown port kind `{other}` (tcp, telnet or pty)"),
+                format!("unknown port kind `{other}` (tcp, telnet, pty or serial)"),
             ));
         }
     };
+    let serial = matches!(kind, PortKind::Serial { .. });
+    if !serial {
+        let keys: [(&str, Option<Range<usize>>); 9] = [
+            ("device", g.device.as_ref().map(Spanned::span)),
+            ("devices", g.devices.as_ref().map(Spanned::span)),
+            ("speed", g.speed.as_ref().map(Spanned::span)),
+            ("data_bits", g.data_bits.as_ref().map(Spanned::span)),
+            ("parity", g.parity.as_ref().map(Spanned::span)),
+            ("stop_bits", g.stop_bits.as_ref().map(Spanned::span)),
+            ("flow_control", g.flow_control.as_ref().map(Spanned::span)),
+            ("modem", g.modem.as_ref().map(Spanned::span)),
+            ("callback", g.callback.as_ref().map(Spanned::span)),
+        ];
+        if let Some((k, span)) = keys.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(cx.err(
+                span,
+                format!("`{k}` is for serial groups (kind = \"serial\")"),
+            ));
+        }
+    } else if let Some(l) = g.listen.as_ref().or(g.link.as_ref()) {
+        return Err(cx.at(l, "a serial group has `devices`, not `listen` or `link`"));
+    }
     if matches!(kind, PortKind::Tcp(_) | PortKind::Telnet(_))
         && let Some(l) = &g.link
     {
         return Err(cx.at(l, "`link` is for pty groups"));
     }
     let pty = matches!(kind, PortKind::Pty { .. });
-    let max_callers = positive(
-        cx,
-        &g.max_callers,
-        if pty { 1 } else { 64 },
-        100_000,
-        "max_callers",
-    )?;
+    if serial && let Some(m) = &g.max_callers {
+        return Err(cx.at(
+            m,
+            "a serial group serves one caller per device; list more `devices` for more lines",
+        ));
+    }
+    let max_callers = match &kind {
+        PortKind::Serial { devices, .. } => devices.len(),
+        _ => positive(
+            cx,
+            &g.max_callers,
+            if pty { 1 } else { 64 },
+            100_000,
+            "max_callers",
+        )?,
+    };
     if pty
         && max_callers != 1
         && let Some(m) = &g.max_callers
@@ -1136,6 +1270,35 @@ fn check_group(
             "a group without [group.module] must have a `ppp` hand-off (a dedicated PPP port)",
         ));
     }
+    let modem = g
+        .modem
+        .as_ref()
+        .map(|m| check_modem(cx, m.get_ref()))
+        .transpose()?;
+    let callback = match &g.callback {
+        None => None,
+        Some(c) => {
+            if modem.is_none() {
+                return Err(cx.at(
+                    c,
+                    "callback needs a modem to dial out: add [group.modem] to this serial group",
+                ));
+            }
+            if !matches!(handoff, Handoff::Ppp(_)) {
+                return Err(cx.at(
+                    c,
+                    "callback is for PPP (authentication again on the new call): this group's hand-off is not ppp",
+                ));
+            }
+            if module.is_none() {
+                return Err(cx.at(
+                    c,
+                    "callback follows the dialog; a group without [group.module] has none",
+                ));
+            }
+            Some(check_callback(cx, c.get_ref())?)
+        }
+    };
     Ok(Group {
         name,
         kind,
@@ -1143,6 +1306,211 @@ fn check_group(
         module,
         handoff,
         transaction,
+        modem,
+        callback,
+    })
+}
+
+/// `kind = "serial"`: the devices and the line settings.
+fn check_serial(cx: &Ctx<'_>, g: &RawGroup) -> Result<PortKind, ConfigError> {
+    let mut devices: Vec<PathBuf> = Vec::new();
+    let mut spans: Vec<Range<usize>> = Vec::new();
+    match (&g.device, &g.devices) {
+        (Some(d), None) => {
+            devices.push(PathBuf::from(d.get_ref()));
+            spans.push(d.span());
+        }
+        (None, Some(list)) => {
+            if list.get_ref().is_empty() {
+                return Err(cx.at(list, "`devices` is empty"));
+            }
+            for d in list.get_ref() {
+                devices.push(PathBuf::from(d.get_ref()));
+                spans.push(d.span());
+            }
+        }
+        (Some(d), Some(_)) => {
+            return Err(cx.at(d, "give `device` or `devices`, not both"));
+        }
+        (None, None) => {
+            return Err(cx.at(
+                &g.kind,
+                "a `serial` group needs `device = \"/dev/ttyS0\"` or `devices = [...]`",
+            ));
+        }
+    }
+    for (i, (d, span)) in devices.iter().zip(&spans).enumerate() {
+        if !d.is_absolute() {
+            return Err(cx.err(
+                Some(span.clone()),
+                "a device is an absolute path like /dev/ttyUSB0",
+            ));
+        }
+        if devices[..i].contains(d) {
+            return Err(cx.err(
+                Some(span.clone()),
+                format!("{} is listed twice", d.display()),
+            ));
+        }
+    }
+    let mut settings = ports::SerialSettings::default();
+    if let Some(s) = &g.speed {
+        settings.speed = u32::try_from(*s.get_ref())
+            .map_err(|_| cx.at(s, format!("speed {} is not a bit rate", s.get_ref())))?;
+    }
+    if let Some(b) = &g.data_bits {
+        settings.data_bits = u8::try_from(*b.get_ref())
+            .map_err(|_| cx.at(b, format!("data_bits {} is not 5 to 8", b.get_ref())))?;
+    }
+    if let Some(p) = &g.parity {
+        settings.parity = match p.get_ref().as_str() {
+            "none" => ports::Parity::None,
+            "even" => ports::Parity::Even,
+            "odd" => ports::Parity::Odd,
+            other => {
+                return Err(cx.at(p, format!("unknown parity `{other}` (none, even or odd)")));
+            }
+        };
+    }
+    if let Some(b) = &g.stop_bits {
+        settings.stop_bits = u8::try_from(*b.get_ref())
+            .map_err(|_| cx.at(b, format!("stop_bits {} is not 1 or 2", b.get_ref())))?;
+    }
+    if let Some(f) = &g.flow_control {
+        settings.flow = match f.get_ref().as_str() {
+            "none" => ports::FlowControl::None,
+            "rts/cts" | "rtscts" | "hardware" => ports::FlowControl::RtsCts,
+            "xon/xoff" | "xonxoff" | "software" => ports::FlowControl::XonXoff,
+            other => {
+                return Err(cx.at(
+                    f,
+                    format!("unknown flow_control `{other}` (none, rts/cts or xon/xoff)"),
+                ));
+            }
+        };
+    }
+    if let Err(e) = settings.validate() {
+        let span = g
+            .speed
+            .as_ref()
+            .map(Spanned::span)
+            .or(g.data_bits.as_ref().map(Spanned::span))
+            .or(g.stop_bits.as_ref().map(Spanned::span))
+            .unwrap_or(g.kind.span());
+        return Err(cx.err(Some(span), e));
+    }
+    Ok(PortKind::Serial { devices, settings })
+}
+
+/// `[group.modem]`.
+fn check_modem(cx: &Ctx<'_>, m: &RawModem) -> Result<ModemSettings, ConfigError> {
+    let d = modem::Config::default();
+    let init = match &m.init {
+        None => d.init_commands.clone(),
+        Some(list) => {
+            for c in list.get_ref() {
+                let ok = c.len() >= 2
+                    && c.len() <= 60
+                    && c[..2].eq_ignore_ascii_case("AT")
+                    && c.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+                if !ok {
+                    return Err(cx.at(
+                        list,
+                        format!(
+                            "init command {c:?} is not an AT command (it starts with AT, has printable characters only, at most 60)"
+                        ),
+                    ));
+                }
+            }
+            list.get_ref().clone()
+        }
+    };
+    let answer_on_ring = match &m.answer_on_ring {
+        None => d.answer_on_ring,
+        Some(n) if (0..=20).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            return Err(cx.at(
+                n,
+                "answer_on_ring is 1 to 20 (or 0: the modem answers by itself, S0>0)",
+            ));
+        }
+    };
+    let answerer = modem::Config {
+        init_commands: init,
+        answer_on_ring,
+        command_timeout: duration(cx, &m.command_timeout, d.command_timeout, "command_timeout")?,
+        init_backoff: duration(cx, &m.init_backoff, d.init_backoff, "init_backoff")?,
+        init_backoff_max: duration(
+            cx,
+            &m.init_backoff_max,
+            d.init_backoff_max,
+            "init_backoff_max",
+        )?,
+        init_max_attempts: positive(
+            cx,
+            &m.init_attempts,
+            d.init_max_attempts as usize,
+            100,
+            "init_attempts",
+        )? as u32,
+        init_failed_retry: duration(
+            cx,
+            &m.init_failed_retry,
+            d.init_failed_retry,
+            "init_failed_retry",
+        )?,
+        connect_timeout: duration(cx, &m.connect_timeout, d.connect_timeout, "connect_timeout")?,
+        ring_reset: duration(cx, &m.ring_reset, d.ring_reset, "ring_reset")?,
+        dtr_drop: duration(cx, &m.dtr_drop, d.dtr_drop, "dtr_drop")?,
+        guard_time: duration(cx, &m.guard_time, d.guard_time, "guard_time")?,
+    };
+    Ok(ModemSettings {
+        answerer,
+        carrier_poll: duration(
+            cx,
+            &m.carrier_poll,
+            Duration::from_millis(100),
+            "carrier_poll",
+        )?,
+    })
+}
+
+/// `[group.callback]`.
+fn check_callback(cx: &Ctx<'_>, c: &RawCallback) -> Result<CallbackConfig, ConfigError> {
+    let mut users = std::collections::BTreeMap::new();
+    for (user, v) in &c.users {
+        let p = match v.get_ref().as_str() {
+            "none" => CallbackPolicy::None,
+            "caller" => CallbackPolicy::Caller,
+            n => {
+                modem::validate_number(n).map_err(|_| {
+                    cx.at(
+                        v,
+                        format!(
+                            "callback for `{user}`: `{n}` is not `none`, `caller` or a dial string (1 to {} of 0-9 * # , W @ P T)",
+                            modem::MAX_NUMBER
+                        ),
+                    )
+                })?;
+                CallbackPolicy::Number(n.to_string())
+            }
+        };
+        users.insert(user.clone(), p);
+    }
+    Ok(CallbackConfig {
+        users,
+        delay: duration(cx, &c.delay, Duration::from_secs(5), "delay")?,
+        attempts: positive(cx, &c.attempts, 2, 10, "attempts")? as u32,
+        prompt: c
+            .prompt
+            .clone()
+            .unwrap_or_else(|| "Callback number: ".to_string()),
+        prompt_timeout: duration(
+            cx,
+            &c.prompt_timeout,
+            Duration::from_secs(60),
+            "prompt_timeout",
+        )?,
     })
 }
 

@@ -1,15 +1,6 @@
 //! `dialgate`: the dial-in remote access server.
 
-mod call;
-mod config;
-mod dial;
-mod handoff;
-mod logcmd;
-mod network;
-mod pool;
-mod serve;
-mod session;
-mod usercmd;
+use dialgate::{config, dial, logcmd, serve, usercmd};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use securityhost::{PortTable, SecurityModule};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::call::{self, CallerId, GroupRuntime};
-use crate::config::{Config, Group, Handoff, ModuleConfig, PortKind};
+use crate::config::{CallbackPolicy, Config, Group, Handoff, ModuleConfig, PortKind};
 use crate::handoff;
 
 /// Builds the module a group names (`None` on a dedicated PPP port).
@@ -317,6 +317,14 @@ fn endpoint(k: &PortKind) -> String {
     match k {
         PortKind::Tcp(a) | PortKind::Telnet(a) => a.to_string(),
         PortKind::Pty { link } => link.display().to_string(),
+        PortKind::Serial { devices, settings } => format!(
+            "{} ({settings})",
+            devices
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -343,7 +351,7 @@ pub fn main(cfg: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(serve(cfg)) {
+    match rt.block_on(serve_with(cfg, Hooks::default(), wait_for_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dialgate: {e}");
@@ -352,7 +360,23 @@ pub fn main(cfg: Config) -> ExitCode {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), String> {
+/// What a test can plug into an in-process server.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    /// Control lines for serial devices instead of their ioctls.
+    pub lines: Option<crate::modemline::LinesHook>,
+}
+
+/// Serves `cfg` until `stop` completes, then ends every call (each
+/// recorded) and returns. `dialgate serve` stops on SIGTERM/SIGINT.
+///
+/// # Errors
+/// A message naming what could not be set up (event log, tun, a port).
+pub async fn serve_with(
+    cfg: Config,
+    hooks: Hooks,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}",
@@ -430,6 +454,26 @@ async fn serve(cfg: Config) -> Result<(), String> {
             PortKind::Tcp(a) => ports::PortConfig::tcp(*a),
             PortKind::Telnet(a) => ports::PortConfig::telnet(*a),
             PortKind::Pty { link } => ports::PortConfig::pty(Some(link.clone())),
+            PortKind::Serial { devices, .. } => {
+                // One task per line; each opens its device and answers alone.
+                tracing::info!(
+                    "group {}: serial, {} line(s): {}, module {}",
+                    g.name,
+                    devices.len(),
+                    endpoint(&g.kind),
+                    g.module.as_ref().map_or("none", ModuleConfig::name)
+                );
+                for d in devices {
+                    listeners.spawn(crate::modemline::run_line(
+                        rtg.clone(),
+                        d.clone(),
+                        hooks.lines.clone(),
+                        shutdown_rx.clone(),
+                    ));
+                }
+                bound.push((g.clone(), endpoint(&g.kind)));
+                continue;
+            }
         }
         .with_max_callers(g.max_callers);
         let port = ports::Port::bind(pcfg)
@@ -460,7 +504,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     }
     print_welcome(&cfg, &bound);
 
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutting down: ending every dialog");
     let _ = shutdown_tx.send(true);
     while listeners.join_next().await.is_some() {}
@@ -497,6 +541,7 @@ fn print_welcome(cfg: &Config, bound: &[(Group, String)]) {
                 tracing::info!("dial in:     nc {h} {p}   (raw TCP)");
             }
             PortKind::Pty { .. } => tracing::info!("dial in:     screen {at}   (or chat, minicom)"),
+            PortKind::Serial { .. } => tracing::info!("dial in:     call the modems on {at}"),
         }
     }
     tracing::info!(
@@ -545,9 +590,10 @@ async fn port_loop(
                         let who = CallerId {
                             device: caller.device.clone(),
                             remote: caller.remote.map(|a| a.to_string()),
+                            carrier: None,
                         };
                         let mut caller = caller;
-                        serve_caller(&rt2, &mut caller.stream, who, sd).await;
+                        serve_caller(&rt2, &mut caller.stream, who, Leg::Answered, sd).await;
                         let _ = caller.hang_up().await;
                     };
                     if inline {
@@ -569,14 +615,65 @@ async fn port_loop(
     while calls.join_next().await.is_some() {}
 }
 
+/// A caller's line as a call needs it.
+pub trait CallerLine: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Make the line 8-bit clean for PPP (telnet: BINARY both ways);
+    /// whether it is.
+    fn prepare_for_ppp(
+        &mut self,
+        wait: Duration,
+    ) -> impl std::future::Future<Output = std::io::Result<bool>> + Send;
+}
+
+impl CallerLine for ports::CallerStream {
+    async fn prepare_for_ppp(&mut self, wait: Duration) -> std::io::Result<bool> {
+        ports::CallerStream::prepare_for_ppp(self, wait).await
+    }
+}
+
+impl CallerLine for crate::modemline::ModemStream<'_> {
+    async fn prepare_for_ppp(&mut self, _wait: Duration) -> std::io::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Which call on a line this is.
+#[derive(Debug, Clone)]
+pub enum Leg {
+    /// A caller who called us: the dialog, then the hand-off.
+    Answered,
+    /// We called `user` back: PPP only, for the same user.
+    CalledBack {
+        /// The dialog's user on the first call.
+        user: String,
+    },
+}
+
+/// How a call ended, for the line that carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEnd {
+    /// Nothing more to do: hang up and re-arm.
+    Done,
+    /// PPP authenticated `user`, who is to be called back at `number`.
+    Callback {
+        /// The user.
+        user: String,
+        /// The dial string.
+        number: String,
+    },
+}
+
 /// One caller, start to end: the dialog (unless the port is dedicated to
-/// PPP), its record, then the hand-off and its record.
-async fn serve_caller(
+/// PPP, or this is the second leg of a callback), its record, the callback
+/// number when the user has caller-set callback, then the hand-off and its
+/// record.
+pub async fn serve_caller<S: CallerLine>(
     rt: &GroupRuntime,
-    stream: &mut ports::CallerStream,
+    stream: &mut S,
     who: CallerId,
+    leg: Leg,
     shutdown: watch::Receiver<bool>,
-) {
+) -> CallEnd {
     if rt.log_broken.load(Ordering::SeqCst) {
         // Refuse rather than serve unrecorded; the refusal itself is a probe.
         let now = time::OffsetDateTime::now_utc();
@@ -594,28 +691,59 @@ async fn serve_caller(
         if !call::record(rt, rec).await {
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE)).await;
-            return;
+            return CallEnd::Done;
         }
     }
-    let (user, domain, backlog) = match &rt.module {
-        Some(module) => {
+    let (user, domain, mut backlog) = match (&rt.module, &leg) {
+        (_, Leg::CalledBack { user }) => (Some(user.clone()), String::new(), Vec::new()),
+        (Some(module), Leg::Answered) => {
             let result = call::run_dialog(rt, module, stream, &who, shutdown.clone()).await;
             let rec = call::dialog_record(rt, &who, &result);
             let recorded = call::record(rt, rec).await;
             let Some((user, domain)) = result.outcome.granted() else {
-                return;
+                return CallEnd::Done;
             };
             if !recorded {
                 let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE))
                     .await;
-                return;
+                return CallEnd::Done;
             }
             if result.hung_up || *shutdown.borrow() {
-                return;
+                return CallEnd::Done;
             }
             (Some(user.to_string()), domain.to_string(), result.backlog)
         }
-        None => (None, String::new(), Vec::new()),
+        (None, Leg::Answered) => (None, String::new(), Vec::new()),
+    };
+    // Callback: only on the answered leg, for a user who has it.
+    let callback = match (&rt.cfg.callback, &user, &leg) {
+        (Some(cb), Some(u), Leg::Answered) => match cb.policy(u) {
+            CallbackPolicy::None => None,
+            CallbackPolicy::Number(n) => Some(n.clone()),
+            CallbackPolicy::Caller => {
+                match crate::callback::ask_number(stream, cb, &mut backlog, shutdown.clone()).await
+                {
+                    Ok(n) => Some(n),
+                    Err(why) => {
+                        let now = time::OffsetDateTime::now_utc();
+                        let mut rec = eventlog::Record::new(
+                            eventlog::Kind::Line,
+                            now,
+                            now,
+                            rt.cfg.name.clone(),
+                            who.device.clone(),
+                            rt.module_name(),
+                            eventlog::Outcome::CallbackFailed,
+                        );
+                        rec.user = Some(u.clone());
+                        rec.detail = Some(format!("no callback number: {why}"));
+                        call::record(rt, rec).await;
+                        return CallEnd::Done;
+                    }
+                }
+            }
+        },
+        _ => None,
     };
     match (&rt.cfg.handoff, &rt.ppp) {
         (Handoff::Ppp(_), Some(ppp)) => {
@@ -625,7 +753,7 @@ async fn serve_caller(
                 Ok(false) => {
                     tracing::warn!(group = %rt.cfg.name, "telnet peer refused BINARY; PPP may fail")
                 }
-                Err(_) => return,
+                Err(_) => return CallEnd::Done,
             }
             let start = crate::session::SessionStart {
                 group: &rt.cfg.name,
@@ -633,9 +761,33 @@ async fn serve_caller(
                 who: &who,
                 dialog_user: user.as_deref(),
                 backlog,
+                callback: callback.is_some(),
             };
-            let rec = crate::session::run(ppp, start, stream, shutdown).await;
-            call::record(rt, rec).await;
+            let mut rec = crate::session::run(ppp, start, stream, shutdown).await;
+            if who.carrier_lost() {
+                if let Some(p) = rec.ppp.as_mut() {
+                    p.cause = Some("carrier lost (DCD dropped)".to_string());
+                }
+                rec.detail
+                    .get_or_insert_with(|| "carrier lost (DCD dropped)".to_string());
+            }
+            if let Some(n) = &callback {
+                let d = format!("calling back at {n}");
+                rec.detail = Some(match rec.detail.take() {
+                    Some(x) => format!("{x}; {d}"),
+                    None => d,
+                });
+            }
+            let outcome = rec.outcome.clone();
+            let recorded = call::record(rt, rec).await;
+            match (callback, user) {
+                (Some(number), Some(user))
+                    if recorded && outcome == eventlog::Outcome::Callback =>
+                {
+                    CallEnd::Callback { user, number }
+                }
+                _ => CallEnd::Done,
+            }
         }
         (Handoff::Exec { .. }, _) => {
             let session = handoff::Session {
@@ -646,9 +798,11 @@ async fn serve_caller(
             };
             let how = handoff::run(&rt.cfg.handoff, &session, stream, backlog, shutdown).await;
             tracing::info!(group = %rt.cfg.name, user = %session.user, "hand-off ended: {how}");
+            CallEnd::Done
         }
         (Handoff::Ppp(_), None) => {
             tracing::error!(group = %rt.cfg.name, "ppp hand-off without a network; hanging up");
+            CallEnd::Done
         }
     }
 }

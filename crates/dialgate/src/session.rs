@@ -48,6 +48,10 @@ pub struct SessionStart<'a> {
     pub dialog_user: Option<&'a str>,
     /// Caller bytes the dialog did not read (the first PPP frames).
     pub backlog: Vec<u8>,
+    /// The first leg of a callback: once PPP has authenticated the caller,
+    /// close the link ("Calling you back") and end with
+    /// [`eventlog::Outcome::Callback`]; the line then hangs up and dials.
+    pub callback: bool,
 }
 
 const REJECT: &str = "Authentication failed";
@@ -188,6 +192,7 @@ where
     let mut eof = false;
     let mut name_mismatch = false;
     let mut auth_failed = false;
+    let mut called_back = false;
     let mut shut = *shutdown.borrow();
     let session_deadline = rt
         .cfg
@@ -241,6 +246,10 @@ where
                     info.user = Some(String::from_utf8_lossy(&user).into_owned());
                     info.method = Some(method_name(protocol).to_string());
                     tracing::info!(group = start.group, user = %String::from_utf8_lossy(&user), method = method_name(protocol), "PPP authenticated");
+                    if start.callback {
+                        called_back = true;
+                        link.close(Instant::now(), "Calling you back");
+                    }
                 }
                 Event::AuthFailed(r) => {
                     auth_failed = true;
@@ -404,6 +413,8 @@ where
         eventlog::Outcome::PppNameMismatch
     } else if auth_failed || matches!(cause, DownCause::AuthFailed(_)) {
         eventlog::Outcome::PppAuthFailed
+    } else if called_back && !shut {
+        eventlog::Outcome::Callback
     } else if shut && matches!(cause, DownCause::LocalClose(_)) {
         eventlog::Outcome::Shutdown
     } else {

@@ -22,6 +22,9 @@ pub enum Kind {
     Dialog,
     /// One PPP session after a granted dialog.
     PppSession,
+    /// Something a serial line's modem did outside a dialog or session: a
+    /// callback dial, an init that failed.
+    Line,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
         match self {
             Kind::Dialog => "dialog",
             Kind::PppSession => "ppp-session",
+            Kind::Line => "line",
         }
     }
 }
@@ -55,10 +59,11 @@ impl FromStr for Kind {
         match s {
             "dialog" => Ok(Kind::Dialog),
             "ppp-session" | "ppp" => Ok(Kind::PppSession),
+            "line" => Ok(Kind::Line),
             _ => Err(ParseNameError {
                 what: "record kind",
                 value: escape_for_error(s),
-                why: "expected `dialog` or `ppp-session`",
+                why: "expected `dialog`, `ppp-session` or `line`",
             }),
         }
     }
@@ -109,6 +114,15 @@ pub enum Outcome {
     PppAuthFailed,
     /// A PPP session ended (see the PPP cause for why).
     SessionEnded,
+    /// PPP authenticated the caller, then the line hung up to call back.
+    Callback,
+    /// The callback dial connected.
+    CallbackConnected,
+    /// The callback dial failed (busy, no answer, ...; see the detail).
+    CallbackFailed,
+    /// The modem did not initialise (see the detail); the line is out of
+    /// service until the next attempt.
+    ModemInitFailed,
     /// A valid name this version does not know.
     Other(OtherOutcome),
 }
@@ -130,7 +144,7 @@ pub const MAX_OUTCOME_LEN: usize = 64;
 
 impl Outcome {
     /// Every outcome this version knows, in declaration order.
-    pub const KNOWN: [Outcome; 12] = [
+    pub const KNOWN: [Outcome; 16] = [
         Outcome::Success,
         Outcome::Failure,
         Outcome::Error,
@@ -143,6 +157,10 @@ impl Outcome {
         Outcome::PppNameMismatch,
         Outcome::PppAuthFailed,
         Outcome::SessionEnded,
+        Outcome::Callback,
+        Outcome::CallbackConnected,
+        Outcome::CallbackFailed,
+        Outcome::ModemInitFailed,
     ];
 
     /// Stable lowercase name, as stored and shown.
@@ -160,6 +178,10 @@ impl Outcome {
             Outcome::PppNameMismatch => "ppp-name-mismatch",
             Outcome::PppAuthFailed => "ppp-auth-failed",
             Outcome::SessionEnded => "session-ended",
+            Outcome::Callback => "callback",
+            Outcome::CallbackConnected => "callback-connected",
+            Outcome::CallbackFailed => "callback-failed",
+            Outcome::ModemInitFailed => "modem-init-failed",
             Outcome::Other(o) => o.as_str(),
         }
     }

@@ -595,11 +595,11 @@ impl Answerer {
                         self.events.push_back(Event::Ready);
                     }
                 }
-                Response::Error
-                | Response::NoCarrier
-                | Response::NoDialtone
-                | Response::Busy
-                | Response::NoAnswer => {
+                // A modem reports the end of the previous call (`NO CARRIER`)
+                // whenever it notices it, which can be after our first init
+                // command went out: not an answer to that command.
+                Response::NoCarrier => {}
+                Response::Error | Response::NoDialtone | Response::Busy | Response::NoAnswer => {
                     let command = self
                         .cfg
                         .init_commands
