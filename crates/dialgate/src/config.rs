@@ -1360,7 +1360,9 @@ fn check_serial(cx: &Ctx<'_>, g: &RawGroup) -> Result<PortKind, ConfigError> {
     }
     if let Some(b) = &g.data_bits {
         settings.data_bits = u8::try_from(*b.get_ref())
-            .map_err(|_| cx.at(b, format!("data_bits {} is not 5 to 8", b.get_ref())))?;
+            .ok()
+            .filter(|n| (5..=8).contains(n))
+            .ok_or_else(|| cx.at(b, format!("data_bits {} is not 5 to 8", b.get_ref())))?;
     }
     if let Some(p) = &g.parity {
         settings.parity = match p.get_ref().as_str() {
@@ -1374,7 +1376,9 @@ fn check_serial(cx: &Ctx<'_>, g: &RawGroup) -> Result<PortKind, ConfigError> {
     }
     if let Some(b) = &g.stop_bits {
         settings.stop_bits = u8::try_from(*b.get_ref())
-            .map_err(|_| cx.at(b, format!("stop_bits {} is not 1 or 2", b.get_ref())))?;
+            .ok()
+            .filter(|n| (1..=2).contains(n))
+            .ok_or_else(|| cx.at(b, format!("stop_bits {} is not 1 or 2", b.get_ref())))?;
     }
     if let Some(f) = &g.flow_control {
         settings.flow = match f.get_ref().as_str() {
@@ -1858,6 +1862,493 @@ mod tests {
             "inside a character: its start"
         );
         assert_eq!(line_col("", 10), (1, 1));
+    }
+
+    // ---- serial groups, [group.modem], [group.callback] ---------------------
+
+    const SNET: &str = "[network]\ntun = \"dg0\"\naddress = \"10.250.1.1/24\"\n";
+
+    /// A serial group `lines` with `keys` in its table and `tables` after its
+    /// `[group.module]` (users); PPP is its (default) hand-off.
+    fn serial(keys: &str, tables: &str) -> String {
+        format!(
+            "{SNET}[[group]]\nname = \"lines\"\nkind = \"serial\"\n{keys}[group.module]\nkind = \"users\"\n{tables}"
+        )
+    }
+
+    /// The 1-based line of the first occurrence of `needle` in `text`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        let at = text
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {text:?}"));
+        text[..at].matches('\n').count() + 1
+    }
+
+    /// The error of `text`, which must name `needles` and point at the line
+    /// holding `at_line_of`.
+    fn refused(text: &str, needles: &[&str], at_line_of: &str) -> ConfigError {
+        let e = match p(text) {
+            Ok(c) => panic!("accepted: {text}\n{:?}", c.groups),
+            Err(e) => e,
+        };
+        for n in needles {
+            assert!(e.message.contains(n), "{n:?} not in: {e}\n{text}");
+        }
+        assert_eq!(
+            e.at.map(|a| a.0),
+            Some(line_of(text, at_line_of)),
+            "{e}\n{text}"
+        );
+        e
+    }
+
+    const FULL_MODEM: &str = "[group.modem]\ninit = [\"ATZ\", \"at&f1e0v1s0=0\"]\nanswer_on_ring = 3\ncommand_timeout = \"1500ms\"\ninit_backoff = \"2s\"\ninit_backoff_max = \"1m30s\"\ninit_attempts = 7\ninit_failed_retry = \"5m\"\nconnect_timeout = 45\nring_reset = \"10s\"\ndtr_drop = \"250ms\"\nguard_time = \"1s\"\ncarrier_poll = \"50ms\"\n";
+
+    const FULL_CALLBACK: &str = "[group.callback]\ndelay = \"2500ms\"\nattempts = 4\nprompt = \"Number to call: \"\nprompt_timeout = \"45s\"\nusers = { alice = \"5551234\", bob = \"caller\", carol = \"none\", dave = \"*70,9w555#\" }\n";
+
+    #[test]
+    fn a_full_serial_group_parses_every_key() {
+        let text = serial(
+            "devices = [\"/dev/ttyUSB0\", \"/dev/ttyUSB1\"]\nspeed = 57600\ndata_bits = 7\nparity = \"even\"\nstop_bits = 2\nflow_control = \"xon/xoff\"\ndialog_time_limit = \"90s\"\n",
+            &format!("{FULL_MODEM}{FULL_CALLBACK}"),
+        );
+        let c = p(&text).unwrap();
+        let g = &c.groups[0];
+        assert_eq!(g.name, "lines");
+        assert_eq!(g.kind.name(), "serial");
+        assert_eq!(
+            g.kind,
+            PortKind::Serial {
+                devices: vec!["/dev/ttyUSB0".into(), "/dev/ttyUSB1".into()],
+                settings: ports::SerialSettings {
+                    speed: 57_600,
+                    data_bits: 7,
+                    parity: ports::Parity::Even,
+                    stop_bits: 2,
+                    flow: ports::FlowControl::XonXoff,
+                },
+            }
+        );
+        assert_eq!(g.max_callers, 2, "one caller per device");
+        assert_eq!(g.transaction.dialog_time_limit, Duration::from_secs(90));
+        assert!(matches!(g.module, Some(ModuleConfig::Users { .. })));
+        assert!(matches!(g.handoff, Handoff::Ppp(_)));
+
+        let m = g.modem.as_ref().expect("[group.modem]");
+        assert_eq!(
+            m.answerer,
+            modem::Config {
+                init_commands: vec!["ATZ".into(), "at&f1e0v1s0=0".into()],
+                answer_on_ring: 3,
+                command_timeout: Duration::from_millis(1500),
+                init_backoff: Duration::from_secs(2),
+                init_backoff_max: Duration::from_secs(90),
+                init_max_attempts: 7,
+                init_failed_retry: Duration::from_secs(300),
+                connect_timeout: Duration::from_secs(45),
+                ring_reset: Duration::from_secs(10),
+                dtr_drop: Duration::from_millis(250),
+                guard_time: Duration::from_secs(1),
+            }
+        );
+        assert_eq!(m.carrier_poll, Duration::from_millis(50));
+
+        let cb = g.callback.as_ref().expect("[group.callback]");
+        assert_eq!(cb.delay, Duration::from_millis(2500));
+        assert_eq!(cb.attempts, 4);
+        assert_eq!(cb.prompt, "Number to call: ");
+        assert_eq!(cb.prompt_timeout, Duration::from_secs(45));
+        assert_eq!(cb.users.len(), 4);
+        assert_eq!(
+            cb.policy("alice"),
+            &CallbackPolicy::Number("5551234".into())
+        );
+        assert_eq!(cb.policy("bob"), &CallbackPolicy::Caller);
+        assert_eq!(cb.policy("carol"), &CallbackPolicy::None);
+        assert_eq!(
+            cb.policy("dave"),
+            &CallbackPolicy::Number("*70,9w555#".into()),
+            "kept as written"
+        );
+        assert_eq!(cb.policy("mallory"), &CallbackPolicy::None, "not listed");
+        assert_eq!(cb.policy(""), &CallbackPolicy::None);
+        assert_eq!(cb.policy("Alice"), &CallbackPolicy::None, "names are exact");
+    }
+
+    #[test]
+    fn a_serial_group_with_only_a_device_takes_the_defaults() {
+        let c = p(&serial("device = \"/dev/ttyS0\"\n", "")).unwrap();
+        let g = &c.groups[0];
+        assert_eq!(
+            g.kind,
+            PortKind::Serial {
+                devices: vec!["/dev/ttyS0".into()],
+                settings: ports::SerialSettings::default(),
+            }
+        );
+        let PortKind::Serial { settings, .. } = &g.kind else {
+            unreachable!()
+        };
+        assert_eq!(settings.speed, 115_200);
+        assert_eq!(settings.data_bits, 8);
+        assert_eq!(settings.parity, ports::Parity::None);
+        assert_eq!(settings.stop_bits, 1);
+        assert_eq!(settings.flow, ports::FlowControl::RtsCts);
+        assert_eq!(g.max_callers, 1);
+        assert!(g.modem.is_none(), "direct line");
+        assert!(g.callback.is_none());
+        assert!(matches!(g.handoff, Handoff::Ppp(_)));
+
+        // Empty [group.modem] and [group.callback]: their defaults.
+        let c = p(&serial(
+            "device = \"/dev/ttyS0\"\n",
+            "[group.modem]\n[group.callback]\n",
+        ))
+        .unwrap();
+        let g = &c.groups[0];
+        let m = g.modem.as_ref().unwrap();
+        assert_eq!(m.answerer, modem::Config::default());
+        assert_eq!(m.carrier_poll, Duration::from_millis(100));
+        let cb = g.callback.as_ref().unwrap();
+        assert!(cb.users.is_empty());
+        assert_eq!(cb.delay, Duration::from_secs(5));
+        assert_eq!(cb.attempts, 2);
+        assert_eq!(cb.prompt, "Callback number: ");
+        assert_eq!(cb.prompt_timeout, Duration::from_secs(60));
+        assert_eq!(cb.policy("anyone"), &CallbackPolicy::None);
+    }
+
+    #[test]
+    fn serial_speeds_parity_and_flow_control_spellings() {
+        for speed in [
+            50, 300, 1200, 2400, 9600, 19_200, 38_400, 230_400, 4_000_000,
+        ] {
+            let c = p(&serial(
+                &format!("device = \"/dev/ttyS0\"\nspeed = {speed}\n"),
+                "",
+            ))
+            .unwrap_or_else(|e| panic!("{speed}: {e}"));
+            let PortKind::Serial { settings, .. } = &c.groups[0].kind else {
+                panic!()
+            };
+            assert_eq!(settings.speed, speed);
+        }
+        for (word, parity) in [
+            ("none", ports::Parity::None),
+            ("even", ports::Parity::Even),
+            ("odd", ports::Parity::Odd),
+        ] {
+            let c = p(&serial(
+                &format!("device = \"/dev/ttyS0\"\nparity = \"{word}\"\n"),
+                "",
+            ))
+            .unwrap();
+            let PortKind::Serial { settings, .. } = &c.groups[0].kind else {
+                panic!()
+            };
+            assert_eq!(settings.parity, parity, "{word}");
+        }
+        for (word, flow) in [
+            ("none", ports::FlowControl::None),
+            ("rts/cts", ports::FlowControl::RtsCts),
+            ("rtscts", ports::FlowControl::RtsCts),
+            ("hardware", ports::FlowControl::RtsCts),
+            ("xon/xoff", ports::FlowControl::XonXoff),
+            ("xonxoff", ports::FlowControl::XonXoff),
+            ("software", ports::FlowControl::XonXoff),
+        ] {
+            let c = p(&serial(
+                &format!("device = \"/dev/ttyS0\"\nflow_control = \"{word}\"\n"),
+                "",
+            ))
+            .unwrap();
+            let PortKind::Serial { settings, .. } = &c.groups[0].kind else {
+                panic!()
+            };
+            assert_eq!(settings.flow, flow, "{word}");
+        }
+        for (bits, stop) in [(5, 1), (6, 2), (8, 2)] {
+            let c = p(&serial(
+                &format!("device = \"/dev/ttyS0\"\ndata_bits = {bits}\nstop_bits = {stop}\n"),
+                "",
+            ))
+            .unwrap();
+            let PortKind::Serial { settings, .. } = &c.groups[0].kind else {
+                panic!()
+            };
+            assert_eq!((settings.data_bits, settings.stop_bits), (bits, stop));
+        }
+    }
+
+    #[test]
+    fn serial_devices_mistakes_are_located() {
+        let text = serial("speed = 9600\n", "");
+        refused(&text, &["device"], "kind = \"serial\"");
+        let text = serial("device = \"/dev/ttyS0\"\ndevices = [\"/dev/ttyS1\"]\n", "");
+        refused(&text, &["device", "devices", "not both"], "device = ");
+        let text = serial("devices = []\n", "");
+        refused(&text, &["devices", "empty"], "devices = ");
+        let text = serial("device = \"ttyS0\"\n", "");
+        refused(&text, &["absolute"], "device = ");
+        let text = serial(
+            "devices = [\"/dev/ttyS0\",\n  \"/dev/ttyS1\",\n  \"/dev/ttyS0\"]\n",
+            "",
+        );
+        let e = refused(&text, &["/dev/ttyS0", "twice"], "  \"/dev/ttyS0\"]");
+        assert!(!e.message.contains("ttyS1"), "{e}");
+        // A device in two groups.
+        let second = "[[group]]\nname = \"more\"\nkind = \"serial\"\ndevices = [\"/dev/ttyS1\", \"/dev/ttyS0\"]\n[group.module]\nkind = \"users\"\n";
+        let text = format!("{}{second}", serial("device = \"/dev/ttyS0\"\n", ""));
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("`lines`"), "names the first group: {e}");
+        assert!(e.at.unwrap().0 > line_of(&text, "name = \"more\""), "{e}");
+        // Serial groups take no listen, link or max_callers.
+        let text = serial("device = \"/dev/ttyS0\"\nlisten = \"127.0.0.1:1\"\n", "");
+        refused(&text, &["devices", "listen"], "listen = ");
+        let text = serial("device = \"/dev/ttyS0\"\nlink = \"/tmp/l\"\n", "");
+        refused(&text, &["link"], "link = ");
+        let text = serial("device = \"/dev/ttyS0\"\nmax_callers = 2\n", "");
+        refused(&text, &["devices"], "max_callers = ");
+    }
+
+    #[test]
+    fn serial_line_settings_mistakes_are_located() {
+        let base = "devices = [\"/dev/ttyS0\"]\nspeed = 9600\n";
+        for (key, value, needles) in [
+            ("speed", "12345", &["speed", "12345"][..]),
+            ("speed", "0", &["speed"][..]),
+            ("speed", "-9600", &["speed", "-9600"][..]),
+            ("speed", "\"fast\"", &["fast"][..]),
+            ("data_bits", "9", &["data_bits", "9"][..]),
+            ("data_bits", "4", &["data_bits", "4"][..]),
+            ("data_bits", "300", &["data_bits", "300"][..]),
+            ("data_bits", "\"eight\"", &["eight"][..]),
+            ("stop_bits", "3", &["stop_bits", "3"][..]),
+            ("stop_bits", "0", &["stop_bits"][..]),
+            ("stop_bits", "\"one\"", &["one"][..]),
+            ("parity", "\"mark\"", &["parity", "mark", "even"][..]),
+            ("parity", "\"\"", &["parity"][..]),
+            ("parity", "1", &[][..]),
+            ("flow_control", "\"rts\"", &["flow_control", "`rts`"][..]),
+            ("flow_control", "\"\"", &["flow_control"][..]),
+        ] {
+            // The bad key after `speed`, so that its line is not the
+            // group's first line settings key.
+            let keys = if key == "speed" {
+                format!("devices = [\"/dev/ttyS0\"]\nparity = \"none\"\n{key} = {value}\n")
+            } else {
+                format!("{base}{key} = {value}\n")
+            };
+            let text = serial(&keys, "");
+            refused(&text, needles, &format!("{key} = {value}"));
+        }
+    }
+
+    #[test]
+    fn modem_settings_mistakes_are_located() {
+        let dev = "device = \"/dev/ttyS0\"\n";
+        // answer_on_ring: 0 (the modem answers by itself) to 20.
+        for n in [0, 1, 20] {
+            let c = p(&serial(
+                dev,
+                &format!("[group.modem]\nanswer_on_ring = {n}\n"),
+            ))
+            .unwrap();
+            assert_eq!(
+                c.groups[0].modem.as_ref().unwrap().answerer.answer_on_ring,
+                n
+            );
+        }
+        for n in ["21", "-1", "1000"] {
+            let text = serial(dev, &format!("[group.modem]\nanswer_on_ring = {n}\n"));
+            refused(&text, &["answer_on_ring", "20"], "answer_on_ring = ");
+        }
+        // Every duration: zero (in seconds or ms), negative, nonsense, too long.
+        for key in [
+            "command_timeout",
+            "init_backoff",
+            "init_backoff_max",
+            "init_failed_retry",
+            "connect_timeout",
+            "ring_reset",
+            "dtr_drop",
+            "guard_time",
+            "carrier_poll",
+        ] {
+            for (value, why) in [
+                ("0", "more than 0"),
+                ("\"0ms\"", "more than 0"),
+                ("\"0s\"", "more than 0"),
+                ("-3", "negative"),
+                ("\"soon\"", "not a duration"),
+                ("\"1.5s\"", "not a duration"),
+                ("\"5ms3\"", "not a duration"),
+                ("\"25h\"", "at most 24h"),
+            ] {
+                let text = serial(
+                    dev,
+                    &format!("[group.modem]\nanswer_on_ring = 2\n{key} = {value}\n"),
+                );
+                refused(&text, &[key, why], &format!("{key} = "));
+            }
+            let c = p(&serial(dev, &format!("[group.modem]\n{key} = \"20ms\"\n"))).unwrap();
+            assert_ne!(
+                c.groups[0].modem.as_ref().unwrap(),
+                &ModemSettings {
+                    answerer: modem::Config::default(),
+                    carrier_poll: Duration::from_millis(100),
+                },
+                "{key} is read"
+            );
+        }
+        for n in ["0", "101", "-1"] {
+            let text = serial(dev, &format!("[group.modem]\ninit_attempts = {n}\n"));
+            refused(&text, &["init_attempts", "100"], "init_attempts = ");
+        }
+        // Init commands are AT commands, printable, at most 60 bytes.
+        let long = format!("AT{}", "Z".repeat(59));
+        for bad in ["ZAT", "A", "", "ATZ\\r", "AT\\u00e9", long.as_str()] {
+            let text = serial(
+                dev,
+                &format!("[group.modem]\ninit = [\"ATZ\", \"{bad}\"]\n"),
+            );
+            refused(&text, &["init command"], "init = ");
+        }
+        let ok = format!("AT{}", "Z".repeat(58));
+        let c = p(&serial(dev, &format!("[group.modem]\ninit = [\"{ok}\"]\n"))).unwrap();
+        assert_eq!(
+            c.groups[0].modem.as_ref().unwrap().answerer.init_commands,
+            [ok]
+        );
+        // Unknown keys.
+        let text = serial(dev, "[group.modem]\nanswer_on_rings = 2\n");
+        refused(&text, &["answer_on_rings"], "answer_on_rings");
+        let text = serial(dev, "[group.modem]\nspeed = 9600\n");
+        refused(&text, &["speed"], "speed = ");
+    }
+
+    #[test]
+    fn modem_and_callback_are_for_serial_groups() {
+        let tcp = |tables: &str| {
+            format!(
+                "{SNET}[[group]]\nname = \"t\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n[group.module]\nkind = \"users\"\n{tables}"
+            )
+        };
+        let text = tcp("[group.modem]\nanswer_on_ring = 2\n");
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("`modem` is for serial groups"), "{e}");
+        assert!(e.at.is_some(), "{e}");
+        let text = tcp("[group.modem]\n[group.callback]\n");
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("serial"), "{e}");
+        let text = tcp("[group.callback]\ndelay = 5\n");
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("`callback` is for serial groups"), "{e}");
+        for key in [
+            "device = \"/dev/ttyS0\"",
+            "devices = [\"/dev/ttyS0\"]",
+            "speed = 9600",
+            "data_bits = 8",
+            "parity = \"none\"",
+            "stop_bits = 1",
+            "flow_control = \"none\"",
+        ] {
+            let text = format!(
+                "{SNET}[[group]]\nname = \"t\"\nkind = \"telnet\"\nlisten = \"127.0.0.1:0\"\n{key}\n[group.module]\nkind = \"users\"\n"
+            );
+            let name = key.split(' ').next().unwrap();
+            refused(&text, &[&format!("`{name}`"), "serial"], key);
+        }
+    }
+
+    #[test]
+    fn callback_needs_a_modem_ppp_and_a_module() {
+        let dev = "device = \"/dev/ttyS0\"\n";
+        let text = serial(dev, "[group.callback]\nusers = { alice = \"caller\" }\n");
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("[group.modem]"), "{e}");
+        assert!(e.at.unwrap().0 >= line_of(&text, "[group.callback]"), "{e}");
+        let text = serial(
+            dev,
+            "[group.handoff]\nkind = \"exec\"\nprogram = \"/bin/sh\"\n[group.modem]\n[group.callback]\nusers = { alice = \"caller\" }\n",
+        );
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("not ppp"), "{e}");
+        assert!(e.at.unwrap().0 >= line_of(&text, "[group.callback]"), "{e}");
+        // A dedicated PPP port: no dialog, so no one to call back.
+        let text = format!(
+            "{SNET}[[group]]\nname = \"lines\"\nkind = \"serial\"\n{dev}[group.modem]\n[group.callback]\nusers = {{ alice = \"caller\" }}\n"
+        );
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("[group.module]"), "{e}");
+        // With all three it is accepted, also with an explicit ppp hand-off.
+        let text = serial(
+            dev,
+            "[group.handoff]\nkind = \"ppp\"\npool = \"10.250.1.10-10.250.1.20\"\n[group.modem]\n[group.callback]\nusers = { alice = \"caller\" }\n",
+        );
+        let c = p(&text).unwrap();
+        assert_eq!(
+            c.groups[0].callback.as_ref().unwrap().policy("alice"),
+            &CallbackPolicy::Caller
+        );
+    }
+
+    #[test]
+    fn callback_mistakes_are_located() {
+        let dev = "device = \"/dev/ttyS0\"\n";
+        let cb = |body: &str| serial(dev, &format!("[group.modem]\n[group.callback]\n{body}"));
+        let long = "5".repeat(modem::MAX_NUMBER + 1);
+        for bad in [
+            "abc",
+            "",
+            " ",
+            "555-1234",
+            "555 1234",
+            "+4930123",
+            "CALLER",
+            long.as_str(),
+        ] {
+            let text = cb(&format!(
+                "users = {{ alice = \"caller\", zoe = \"{bad}\" }}\n"
+            ));
+            refused(&text, &["`zoe`", "none", "caller"], "users = ");
+        }
+        let max = "5".repeat(modem::MAX_NUMBER);
+        let c = p(&cb(&format!("users = {{ zoe = \"{max}\" }}\n"))).unwrap();
+        assert_eq!(
+            c.groups[0].callback.as_ref().unwrap().policy("zoe"),
+            &CallbackPolicy::Number(max)
+        );
+        // One user per line: the error points at the bad one.
+        let text = cb("[group.callback.users]\nalice = \"caller\"\nbob = \"x1\"\n");
+        refused(&text, &["`bob`", "x1"], "bob = ");
+        let text = cb("users = { alice = 5551234 }\n");
+        refused(&text, &[], "users = ");
+        for n in ["0", "11", "-2"] {
+            let text = cb(&format!("attempts = {n}\n"));
+            refused(&text, &["attempts", "10"], "attempts = ");
+        }
+        for key in ["delay", "prompt_timeout"] {
+            for (value, why) in [
+                ("0", "more than 0"),
+                ("\"0ms\"", "more than 0"),
+                ("-1", "negative"),
+                ("\"later\"", "not a duration"),
+                ("\"2d\"", "at most 24h"),
+            ] {
+                let text = cb(&format!("{key} = {value}\n"));
+                refused(&text, &[key, why], &format!("{key} = "));
+            }
+        }
+        let c = p(&cb("delay = \"750ms\"\nprompt_timeout = \"1m\"\n")).unwrap();
+        let got = c.groups[0].callback.as_ref().unwrap();
+        assert_eq!(got.delay, Duration::from_millis(750));
+        assert_eq!(got.prompt_timeout, Duration::from_secs(60));
+        // Unknown keys.
+        let text = cb("retries = 3\n");
+        refused(&text, &["retries"], "retries = ");
+        let text = cb("users = { alice = \"caller\" }\nnumber = \"555\"\n");
+        refused(&text, &["number"], "number = ");
     }
 }
 

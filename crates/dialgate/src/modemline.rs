@@ -20,7 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -87,12 +87,48 @@ pub struct ModemStream<'a> {
     port: &'a mut SerialLine,
     prefix: Vec<u8>,
     flag: Arc<CarrierFlag>,
+    /// Read on every chunk of data: a modem sends `NO CARRIER` as data
+    /// right after DCD drops, and that must not reach the dialog or PPP.
+    lines: Option<&'a Mutex<DynLines>>,
+    /// Drop a `\n` that starts the device's data: the `CONNECT` line's LF,
+    /// when it came in a read of its own.
+    skip_lf: bool,
 }
 
 impl<'a> ModemStream<'a> {
     /// A stream over `port` that first yields `prefix`.
     pub fn new(port: &'a mut SerialLine, prefix: Vec<u8>, flag: Arc<CarrierFlag>) -> Self {
-        ModemStream { port, prefix, flag }
+        ModemStream {
+            port,
+            prefix,
+            flag,
+            lines: None,
+            skip_lf: false,
+        }
+    }
+
+    /// DCD is checked on each chunk read; data read after it dropped is
+    /// discarded and the stream ends.
+    fn watching(mut self, lines: Option<&'a Mutex<DynLines>>) -> Self {
+        self.lines = lines;
+        self
+    }
+
+    /// Whether DCD is down now (then the flag is set).
+    fn carrier_down(&self) -> bool {
+        let Some(l) = self.lines else { return false };
+        let mut l = l.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(l.status(), Ok(s) if !s.dcd) {
+            self.flag.lose();
+            return true;
+        }
+        false
+    }
+
+    /// The first byte read from the device is dropped if it is `\n`.
+    fn skipping_connect_lf(mut self, skip: bool) -> Self {
+        self.skip_lf = skip;
+        self
     }
 }
 
@@ -120,7 +156,30 @@ impl AsyncRead for ModemStream<'_> {
         if this.flag.is_lost() {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut *this.port).poll_read(cx, buf)
+        if this.skip_lf {
+            let mut tmp = [0u8; 512];
+            let mut rb = ReadBuf::new(&mut tmp);
+            std::task::ready!(Pin::new(&mut *this.port).poll_read(cx, &mut rb))?;
+            this.skip_lf = false;
+            let got = rb.filled();
+            if !got.is_empty() && this.carrier_down() {
+                return Poll::Ready(Ok(()));
+            }
+            let data = got.strip_prefix(b"\n").unwrap_or(got);
+            if got.is_empty() || !data.is_empty() {
+                let n = data.len().min(buf.remaining());
+                buf.put_slice(&data[..n]);
+                this.prefix.extend_from_slice(&data[n..]);
+                return Poll::Ready(Ok(()));
+            }
+            // Only the LF: read again (registers the waker).
+        }
+        let before = buf.filled().len();
+        std::task::ready!(Pin::new(&mut *this.port).poll_read(cx, buf))?;
+        if buf.filled().len() > before && this.carrier_down() {
+            buf.set_filled(before);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -182,11 +241,10 @@ pub async fn run_line(
                     rt: &rt,
                     dev: dev.clone(),
                     port,
-                    lines,
+                    lines: lines.map(Mutex::new),
                     m: Answerer::new(m.answerer.clone()),
                     settings: m.clone(),
                     leftover: Vec::new(),
-                    dcd: None,
                     down_recorded: false,
                 };
                 let r = line.run(&mut shutdown).await;
@@ -272,13 +330,12 @@ struct Line<'a> {
     rt: &'a Arc<GroupRuntime>,
     dev: String,
     port: SerialLine,
-    lines: Option<DynLines>,
+    /// Shared with the call's [`ModemStream`], which reads DCD too.
+    lines: Option<Mutex<DynLines>>,
     m: Answerer,
     settings: ModemSettings,
     /// Call bytes that arrived in the same read as `CONNECT`.
     leftover: Vec<u8>,
-    /// Last DCD level read.
-    dcd: Option<bool>,
     /// The current out-of-service round was recorded.
     down_recorded: bool,
 }
@@ -330,11 +387,14 @@ impl Line<'_> {
         let flag = Arc::new(CarrierFlag::default());
         who.carrier = Some(flag.clone());
         let prefix = std::mem::take(&mut self.leftover);
+        let skip_lf = self.m.connect_lf_pending();
         let poll = self.settings.carrier_poll;
         let Line {
             rt, port, lines, ..
         } = self;
-        let mut stream = ModemStream::new(port, prefix, flag.clone());
+        let mut stream = ModemStream::new(port, prefix, flag.clone())
+            .skipping_connect_lf(skip_lf)
+            .watching(lines.as_ref());
         let served = crate::serve::serve_caller(rt, &mut stream, who, leg, shutdown.clone());
         tokio::pin!(served);
         let mut tick = tokio::time::interval(poll);
@@ -343,8 +403,9 @@ impl Line<'_> {
             tokio::select! {
                 end = &mut served => break end,
                 _ = tick.tick(), if lines.is_some() && !flag.is_lost() => {
-                    if let Some(l) = lines.as_mut() {
-                        match l.status() {
+                    if let Some(l) = lines.as_ref() {
+                        let status = l.lock().unwrap_or_else(PoisonError::into_inner).status();
+                        match status {
                             Ok(s) if !s.dcd => flag.lose(),
                             Ok(_) => {}
                             Err(e) => tracing::debug!("line status: {e}"),
@@ -365,7 +426,6 @@ impl Line<'_> {
         let now = Instant::now();
         if lost {
             tracing::info!(group = %self.rt.cfg.name, "line {}: carrier lost", self.dev);
-            self.dcd = Some(false);
             self.m.carrier_changed(now, false);
         } else {
             self.m.hang_up(now);
@@ -461,7 +521,7 @@ impl Line<'_> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while let Some(a) = self.m.poll_action() {
-                if let Some(l) = self.lines.as_mut()
+                if let Some(l) = self.lines_mut()
                     && let Err(e) = modem::apply_action(l.as_mut(), &a)
                 {
                     tracing::warn!("line {}: {a:?} failed: {e}", self.dev);
@@ -507,15 +567,19 @@ impl Line<'_> {
         }
     }
 
+    /// Reports DCD to the answering machine on every poll, not only on a
+    /// change: the machine assumes the carrier up from `CONNECT` on, while
+    /// the call's own watch (in [`Line::call`]) reads the lines directly.
+    fn lines_mut(&mut self) -> Option<&mut DynLines> {
+        self.lines
+            .as_mut()
+            .map(|l| l.get_mut().unwrap_or_else(PoisonError::into_inner))
+    }
+
     fn poll_carrier(&mut self) {
-        let Some(l) = self.lines.as_mut() else { return };
+        let Some(l) = self.lines_mut() else { return };
         match l.status() {
-            Ok(s) => {
-                if self.dcd != Some(s.dcd) {
-                    self.dcd = Some(s.dcd);
-                    self.m.carrier_changed(Instant::now(), s.dcd);
-                }
-            }
+            Ok(s) => self.m.carrier_changed(Instant::now(), s.dcd),
             Err(e) => tracing::debug!("line {}: status: {e}", self.dev),
         }
     }
@@ -548,8 +612,8 @@ impl Line<'_> {
             } => {
                 let wait = retry_at.saturating_duration_since(Instant::now());
                 let detail = format!(
-                    "{reason}; {attempts} attempts failed; the line is out of service, next try in {} s",
-                    wait.as_secs()
+                    "{reason}; {attempts} attempts failed; the line is out of service, next try in {:.1} s",
+                    wait.as_secs_f64()
                 );
                 tracing::error!(group = %g, "line {dev}: {detail}");
                 if !self.down_recorded {
@@ -611,7 +675,7 @@ impl Line<'_> {
 
     /// On the way out: DTR low, so the modem hangs up and answers no more.
     fn drop_dtr(&mut self) {
-        if let Some(l) = self.lines.as_mut() {
+        if let Some(l) = self.lines_mut() {
             let _ = l.set_dtr(false);
         }
     }

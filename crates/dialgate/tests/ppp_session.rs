@@ -10,70 +10,10 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ppp::link::{Event, Link, LinkConfig};
+use ppp::link::{Event, Link};
 use support::*;
 
 const T: Duration = Duration::from_secs(15);
-const NS_ENV: &str = "DIALGATE_TEST_IN_NETNS";
-
-/// Runs the calling test again inside a fresh network namespace; returns
-/// true when the caller is that inner run and should do the work.
-fn in_netns(test: &str) -> bool {
-    if std::env::var_os(NS_ENV).is_some() {
-        let _ = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status();
-        return true;
-    }
-    let root = nix::unistd::Uid::effective().is_root();
-    let ip = Command::new("ip").arg("-V").output().is_ok();
-    if !root || !ip {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PPP tests need root and iproute2 in CI"
-        );
-        eprintln!("skipping {test}: needs root and `ip` (network namespaces, tun)");
-        return false;
-    }
-    let ns = format!(
-        "dgppp-{}-{}",
-        std::process::id(),
-        &test[..test.len().min(40)]
-    );
-    struct Ns(String);
-    impl Drop for Ns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    assert!(
-        Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _guard = Ns(ns.clone());
-    let out = Command::new("timeout")
-        .arg("120")
-        .args(["ip", "netns", "exec", &ns])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(NS_ENV, "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "inner run failed:\n{text}"
-    );
-    false
-}
-
 fn ppp_setup(auth: &str, extra: &str) -> Setup {
     let cfg = format!(
         r#"[network]
@@ -115,16 +55,6 @@ pool = "10.250.1.10-10.250.1.11"
     s
 }
 
-/// Our PPP stack in the client role, for `user` with `password`.
-fn client_link(user: &[u8], password: &str) -> Link {
-    Link::new(
-        LinkConfig::client(Some((user, password))),
-        Instant::now(),
-        Box::new(|b: &mut [u8]| rand::fill(b)),
-    )
-    .unwrap()
-}
-
 /// Passes the users dialog as `user`, returning the line for PPP.
 fn dial(addr: std::net::SocketAddr, user: &str, password: &str) -> TcpStream {
     let mut c = Caller::connect(addr);
@@ -136,46 +66,6 @@ fn dial(addr: std::net::SocketAddr, user: &str, password: &str) -> TcpStream {
     c.s.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
     c.s
-}
-
-/// Our PPP client on a blocking socket: runs until `until` says stop or
-/// the limit passes; returns every event seen.
-fn pump(
-    link: &mut Link,
-    s: &mut TcpStream,
-    limit: Duration,
-    mut until: impl FnMut(&Event, &mut Link) -> bool,
-) -> Vec<Event> {
-    let end = Instant::now() + limit;
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < end {
-        while let Some(f) = link.poll_transmit() {
-            if s.write_all(&f).is_err() {
-                return seen;
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) => {
-                link.handle_hangup(Instant::now());
-            }
-            Ok(n) => link.handle_input(Instant::now(), &buf[..n]),
-            Err(_) => {}
-        }
-        link.handle_timeout(Instant::now());
-        while let Some(ev) = link.poll_event() {
-            let stop = until(&ev, link);
-            let down = matches!(ev, Event::Down { .. });
-            seen.push(ev);
-            if stop || down {
-                while let Some(f) = link.poll_transmit() {
-                    let _ = s.write_all(&f);
-                }
-                return seen;
-            }
-        }
-    }
-    seen
 }
 
 fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, seq: u16, payload: &[u8]) -> Vec<u8> {

@@ -275,6 +275,8 @@ pub struct Answerer {
     phase: Phase,
     parser: ResponseParser,
     dcd: bool,
+    /// The `CONNECT` line ended with CR and its LF has not come yet.
+    lf_pending: bool,
     transmits: VecDeque<Vec<u8>>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -289,6 +291,7 @@ impl Answerer {
             phase: Phase::Stopped,
             parser: ResponseParser::new(),
             dcd: false,
+            lf_pending: false,
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -359,24 +362,35 @@ impl Answerer {
     /// Bytes read from the port. Returns how many were consumed as modem
     /// responses; the rest (after a `CONNECT` line and its line end, when
     /// both are in this chunk) belong to the call. In [`State::Connected`]
-    /// nothing is consumed (returns 0): route call data elsewhere.
+    /// nothing is consumed (returns 0), except the `CONNECT` line's LF when
+    /// it starts the chunk: route call data elsewhere (and see
+    /// [`Answerer::connect_lf_pending`]).
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> usize {
-        let mut prev = None;
         for (i, &b) in bytes.iter().enumerate() {
             if matches!(self.phase, Phase::Connected) {
                 // The LF of the CONNECT line's CR LF is still ours.
-                if b == b'\n' && prev == Some(b'\r') {
-                    prev = Some(b);
+                if b == b'\n' && self.lf_pending {
+                    self.lf_pending = false;
                     continue;
                 }
+                self.lf_pending = false;
                 return i;
             }
-            prev = Some(b);
             if let Some(r) = self.parser.push(b) {
                 self.on_response(now, r);
+                if matches!(self.phase, Phase::Connected) {
+                    self.lf_pending = b == b'\r';
+                }
             }
         }
         bytes.len()
+    }
+
+    /// After [`Event::Connected`]: whether the `CONNECT` line's LF has not
+    /// arrived yet (it came in a later read). The driver should drop a
+    /// first `\n` of the call's data; reading it clears this.
+    pub fn connect_lf_pending(&mut self) -> bool {
+        std::mem::take(&mut self.lf_pending)
     }
 
     /// DCD changed (or was polled) at `now`.

@@ -623,6 +623,36 @@ fn data_after_connect_is_left_for_the_call() {
     assert_eq!(&input[used..], b"login: ");
     assert_eq!(m.state(), State::Connected);
     assert_eq!(m.handle_input(now, b"more"), 0);
+    assert!(!m.connect_lf_pending(), "the LF came with the CONNECT line");
+}
+
+#[test]
+fn a_connect_line_split_before_its_lf_leaves_the_lf_to_drop() {
+    let mk = || {
+        let mut m = Answerer::new(Config {
+            init_commands: vec![],
+            answer_on_ring: 0,
+            ..Config::default()
+        });
+        m.start(Instant::now());
+        m
+    };
+    let now = Instant::now();
+    // The LF in the next chunk handed to the machine: consumed.
+    let mut m = mk();
+    assert_eq!(m.handle_input(now, b"\r\nCONNECT 2400\r"), 15);
+    assert_eq!(m.handle_input(now, b"\nUser"), 1);
+    assert!(!m.connect_lf_pending());
+    // The LF read by the call instead: the driver is told to drop it, once.
+    let mut m = mk();
+    m.handle_input(now, b"\r\nCONNECT 2400\r");
+    assert_eq!(m.state(), State::Connected);
+    assert!(m.connect_lf_pending());
+    assert!(!m.connect_lf_pending());
+    // A CONNECT line ended by LF alone owes nothing.
+    let mut m = mk();
+    m.handle_input(now, b"CONNECT 2400\n");
+    assert!(!m.connect_lf_pending());
 }
 
 #[test]

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ppp::link::{Event, Link, LinkConfig};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_dialgate");
 
 /// A test's data directory and config.
@@ -359,4 +361,188 @@ program = "/bin/sh"
 args = ['-c', 'printf "granted %s on %s\r\n" "$DIALGATE_USER" "$DIALGATE_DEVICE"']
 "#
     )
+}
+
+// ---- PPP callers, network namespaces ----
+
+pub const NS_ENV: &str = "DIALGATE_TEST_IN_NETNS";
+
+/// Runs the calling test again inside a fresh network namespace; returns
+/// true when the caller is that inner run and should do the work.
+pub fn in_netns(test: &str) -> bool {
+    if std::env::var_os(NS_ENV).is_some() {
+        let _ = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status();
+        return true;
+    }
+    let root = nix::unistd::Uid::effective().is_root();
+    let ip = Command::new("ip").arg("-V").output().is_ok();
+    if !root || !ip {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PPP tests need root and iproute2 in CI"
+        );
+        eprintln!("skipping {test}: needs root and `ip` (network namespaces, tun)");
+        return false;
+    }
+    let ns = format!(
+        "dgppp-{}-{}",
+        std::process::id(),
+        &test[..test.len().min(40)]
+    );
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _guard = Ns(ns.clone());
+    let out = Command::new("timeout")
+        .arg("120")
+        .args(["ip", "netns", "exec", &ns])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(NS_ENV, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "inner run failed:\n{text}"
+    );
+    false
+}
+
+/// Our PPP stack in the client role, for `user` with `password`.
+pub fn client_link(user: &[u8], password: &str) -> Link {
+    Link::new(
+        LinkConfig::client(Some((user, password))),
+        Instant::now(),
+        Box::new(|b: &mut [u8]| rand::fill(b)),
+    )
+    .unwrap()
+}
+
+/// Our PPP client on a line whose reads time out (a socket with a read
+/// timeout, a [`PtyLine`]): runs until `until` says stop or the limit
+/// passes; returns every event seen.
+pub fn pump<S: Read + Write>(
+    link: &mut Link,
+    s: &mut S,
+    limit: Duration,
+    mut until: impl FnMut(&Event, &mut Link) -> bool,
+) -> Vec<Event> {
+    let end = Instant::now() + limit;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        while let Some(f) = link.poll_transmit() {
+            if s.write_all(&f).is_err() {
+                return seen;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => {
+                link.handle_hangup(Instant::now());
+            }
+            Ok(n) => link.handle_input(Instant::now(), &buf[..n]),
+            Err(_) => {}
+        }
+        link.handle_timeout(Instant::now());
+        while let Some(ev) = link.poll_event() {
+            let stop = until(&ev, link);
+            let down = matches!(ev, Event::Down { .. });
+            seen.push(ev);
+            if stop || down {
+                while let Some(f) = link.poll_transmit() {
+                    let _ = s.write_all(&f);
+                }
+                return seen;
+            }
+        }
+    }
+    seen
+}
+
+/// A caller's pty (a fake modem's far end, a pty port's link), opened so
+/// reads give up after 20 ms: for [`pump`] and prompt reading.
+pub struct PtyLine(pub std::fs::File);
+
+impl PtyLine {
+    pub fn open(path: &Path) -> PtyLine {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        PtyLine(f)
+    }
+
+    /// Reads until `needle` appeared (true) or `limit` passed; what was
+    /// read goes into `seen`.
+    pub fn expect(&mut self, needle: &str, seen: &mut Vec<u8>, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut b = [0u8; 512];
+        while find(seen, needle.as_bytes()).is_none() {
+            if Instant::now() >= end {
+                return false;
+            }
+            if let Ok(n) = self.read(&mut b) {
+                seen.extend_from_slice(&b[..n]);
+            }
+        }
+        true
+    }
+
+    pub fn send(&mut self, b: &[u8]) {
+        self.write_all(b).unwrap();
+    }
+}
+
+impl Read for PtyLine {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            self.0.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u8));
+        match self.0.read(buf) {
+            // A pty's slave reads 0 bytes only when nothing is there.
+            Ok(0) => Err(std::io::ErrorKind::WouldBlock.into()),
+            r => r,
+        }
+    }
+}
+
+impl Write for PtyLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

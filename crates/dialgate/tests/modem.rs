@@ -1,0 +1,519 @@
+//! Serial modem lines end to end, in-process: `serve_with` answers fake
+//! Hayes modems (`fakemodem`) on ptys, with the fakes' control lines plugged
+//! in through [`dialgate::serve::Hooks`]. Callers talk on each fake's far
+//! pty: `chat`, a prompt reader, or our PPP stack in the client role. The
+//! PPP tests (carrier lost mid-PPP, callback) run inside a network namespace
+//! of their own, as `ppp_session.rs` does (root, tun).
+
+mod fakemodem;
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fakemodem::{FakeModem, FakeModemOptions};
+use ppp::link::Event;
+use support::*;
+
+const T: Duration = Duration::from_secs(15);
+
+/// The `[group.modem]` table the tests use unless they say otherwise:
+/// answer on the second RING, short hang-up timings.
+const MODEM: &str = r#"answer_on_ring = 2
+command_timeout = "1s"
+dtr_drop = "50ms"
+guard_time = "200ms"
+carrier_poll = "20ms"
+"#;
+
+/// A `serial` group on `modems`, with `modem` as its `[group.modem]` and
+/// `rest` (module, hand-off, callback tables) after it.
+fn serial_group(name: &str, modems: &[&FakeModem], modem: &str, rest: &str) -> String {
+    let devices: Vec<String> = modems
+        .iter()
+        .map(|m| format!("\"{}\"", m.device().display()))
+        .collect();
+    format!(
+        "[[group]]\nname = \"{name}\"\nkind = \"serial\"\ndevices = [{}]\n\n[group.modem]\n{modem}\n{rest}\n",
+        devices.join(", ")
+    )
+}
+
+const USERS_EXEC: &str = r#"[group.module]
+kind = "users"
+tries = 1
+
+[group.handoff]
+kind = "exec"
+program = "/bin/sh"
+args = ['-c', 'printf "granted %s on %s\r\n" "$DIALGATE_USER" "$DIALGATE_DEVICE"']
+"#;
+
+/// An in-process server on a runtime of its own, stopped and joined on drop.
+struct Rig {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl Rig {
+    fn start(s: &Setup, modems: &[&FakeModem]) -> Rig {
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+        let cfg = dialgate::config::load(Some(&s.config), s.data()).unwrap();
+        let lines: Vec<_> = modems.iter().map(|m| (m.device(), m.lines())).collect();
+        let hooks = dialgate::serve::Hooks {
+            lines: Some(Arc::new(move |p: &std::path::Path| {
+                lines
+                    .iter()
+                    .find(|(d, _)| d == p)
+                    .map(|(_, l)| Box::new(l.clone()) as dialgate::modemline::DynLines)
+            })),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(dialgate::serve::serve_with(cfg, hooks, async {
+                let _ = rx.await;
+            }))
+        });
+        Rig {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let r = t.join().expect("server thread panicked");
+            if !std::thread::panicking() {
+                r.expect("serve_with");
+            }
+        }
+    }
+}
+
+/// `ATZ` commands the modem got: one per init round.
+fn inits(m: &FakeModem) -> usize {
+    m.commands().iter().filter(|c| c.as_str() == "ATZ").count()
+}
+
+/// Waits until the line initialised its modem (DTR up, init sent, idle).
+fn wait_ready(m: &FakeModem, rounds: usize) {
+    assert!(
+        m.wait_until(
+            |m| m.dtr() && inits(m) >= rounds && m.commands().last().is_some_and(|c| c != "ATZ"),
+            T
+        ),
+        "modem not initialised: {:?}",
+        m.commands()
+    );
+    // The last init command's OK reaching the line.
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+fn users(s: &Setup, users: &[(&str, &str)]) {
+    for (u, p) in users {
+        let mut add = s.cmd(&["user", "add", u, "--allow-chap-md5", "--password-stdin"]);
+        let mut child = add.stdin(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            format!("{p}\n").as_bytes(),
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+fn ring_interval() -> Duration {
+    Duration::from_millis(200)
+}
+
+#[test]
+fn answers_on_the_second_ring_logs_the_connect_and_notices_a_lost_carrier() {
+    let fm = FakeModem::new(FakeModemOptions::default());
+    let s = Setup::new(&serial_group("modems", &[&fm], MODEM, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&fm]);
+    wait_ready(&fm, 1);
+    assert_eq!(fm.call(ring_interval(), 5), Some(2), "answered on RING 2");
+    assert!(fm.commands().iter().any(|c| c == "ATA"));
+
+    // Carrier lost mid-dialog.
+    let mut caller = PtyLine::open(&fm.caller_path());
+    let mut seen = Vec::new();
+    assert!(
+        caller.expect("Username: ", &mut seen, T),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    caller.send(b"ali");
+    let before = inits(&fm);
+    let dropped = Instant::now();
+    fm.drop_carrier();
+    // Re-armed within a second: hung up, the modem initialised again.
+    assert!(
+        fm.wait_until(
+            |m| inits(m) > before && m.dtr() && m.commands().last().is_some_and(|c| c != "ATZ"),
+            Duration::from_secs(1)
+        ),
+        "not re-armed {:?} after the carrier dropped: {:?}",
+        dropped.elapsed(),
+        fm.commands()
+    );
+    let r = s.wait_records(&["--kind", "dialog"], 1, T);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    let rec = &r[0];
+    assert_eq!(
+        rec["outcome"],
+        "caller-hung-up",
+        "{rec} {:?} {:?}",
+        fm.commands(),
+        fm.dtr_history()
+    );
+    assert_eq!(
+        rec["device"],
+        format!("{} 33600/V42", fm.device().display()),
+        "{rec}"
+    );
+    assert!(
+        rec["detail"].as_str().unwrap().contains("carrier lost"),
+        "{rec}"
+    );
+
+    // The next call: `chat` passes the dialog on the caller's end.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(fm.call(ring_interval(), 5), Some(2));
+    if have("chat") {
+        let script = s.data().join("t.chat");
+        std::fs::write(
+            &script,
+            "TIMEOUT 10\nABORT 'Login incorrect'\nUsername: alice\nPassword: s3cret\n'granted alice' ''\n",
+        )
+        .unwrap();
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(fm.caller_path())
+            .unwrap();
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg("chat")
+            .args(["-v", "-s", "-f"])
+            .arg(&script)
+            .stdin(tty.try_clone().unwrap())
+            .stdout(tty)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chat failed: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = s.wait_records(&["--outcome", "success"], 1, T);
+        assert_eq!(r[0]["user"], "alice");
+        assert!(r[0]["device"].as_str().unwrap().ends_with(" 33600/V42"));
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "chat is needed in CI");
+        eprintln!("chat not installed: the chat round is skipped");
+    }
+}
+
+#[test]
+fn a_modem_that_never_answers_ok_is_retried_with_back_off_while_the_other_line_serves() {
+    let dead = FakeModem::new(FakeModemOptions {
+        never_ok: true,
+        ..FakeModemOptions::default()
+    });
+    let good = FakeModem::new(FakeModemOptions::default());
+    let modem = format!(
+        "{MODEM}init_attempts = 3\ninit_backoff = \"300ms\"\ninit_backoff_max = \"5s\"\ninit_failed_retry = \"2s\"\n"
+    )
+    .replace("command_timeout = \"1s\"", "command_timeout = \"200ms\"");
+    let s = Setup::new(&serial_group("pool", &[&dead, &good], &modem, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&dead, &good]);
+
+    // The good line answers while the dead one is being retried.
+    wait_ready(&good, 1);
+    assert_eq!(good.call(ring_interval(), 5), Some(2));
+    let mut caller = PtyLine::open(&good.caller_path());
+    let mut seen = Vec::new();
+    assert!(caller.expect("Username: ", &mut seen, T));
+
+    // The dead line: ATZ at growing intervals (200 ms timeout + 300 ms,
+    // + 600 ms), then out of service for 2 s, recorded once.
+    let mut at = vec![];
+    let start = Instant::now();
+    let mut last = 0;
+    while at.len() < 5 && start.elapsed() < T {
+        let n = inits(&dead);
+        if n > last {
+            at.push(Instant::now());
+            last = n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(at.len(), 5, "{:?}", dead.commands());
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // The first round (three attempts) may have started before we watched.
+    let round = gaps
+        .iter()
+        .position(|g| *g >= Duration::from_millis(1500))
+        .expect("a retry after the 2 s out-of-service wait");
+    assert!(gaps[round] <= Duration::from_millis(3500), "{gaps:?}");
+    if round + 3 <= gaps.len() {
+        let (a, b) = (gaps[round + 1], gaps[round + 2]);
+        assert!(
+            b > a + Duration::from_millis(150),
+            "back-off grows: {gaps:?}"
+        );
+    }
+    let r = s.wait_records(&["--outcome", "modem-init-failed"], 1, T);
+    assert_eq!(r.len(), 1, "recorded once per outage: {r:#?}");
+    assert_eq!(r[0]["kind"], "line");
+    assert_eq!(r[0]["device"], dead.device().display().to_string());
+    let detail = r[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("did not answer OK to ATZ") && detail.contains("3 attempts"),
+        "{detail}"
+    );
+    // The good line's call was never disturbed.
+    caller.send(b"alice\r");
+    assert!(caller.expect("Password: ", &mut seen, T));
+}
+
+#[test]
+fn hang_up_drops_dtr_and_falls_back_to_escape_and_ath() {
+    let dtr = FakeModem::new(FakeModemOptions::default());
+    let deaf = FakeModem::new(FakeModemOptions {
+        ignore_dtr: true,
+        ..FakeModemOptions::default()
+    });
+    let cfg = format!(
+        "{}{}",
+        serial_group("dtr", &[&dtr], MODEM, USERS_EXEC),
+        serial_group("deaf", &[&deaf], MODEM, USERS_EXEC)
+    );
+    let s = Setup::new(&cfg);
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&dtr, &deaf]);
+    for (m, escape) in [(&dtr, false), (&deaf, true)] {
+        wait_ready(m, 1);
+        assert_eq!(m.call(ring_interval(), 5), Some(2));
+        let inits_before = inits(m);
+        let drops_before = m.dtr_history().iter().filter(|on| !**on).count();
+        let mut caller = PtyLine::open(&m.caller_path());
+        let mut seen = Vec::new();
+        assert!(caller.expect("Username: ", &mut seen, T));
+        caller.send(b"alice\r");
+        assert!(caller.expect("Password: ", &mut seen, T));
+        caller.send(b"wrong\r");
+        // The module refuses: dialgate hangs up.
+        assert!(
+            m.wait_until(|m| !m.connected() && inits(m) > inits_before, T),
+            "escape {escape}: {:?}",
+            m.commands()
+        );
+        let drops = m.dtr_history().iter().filter(|on| !**on).count();
+        assert!(drops > drops_before, "DTR dropped first");
+        let cmds = m.commands();
+        let tail = &cmds[cmds.iter().position(|c| c == "ATA").unwrap()..];
+        if escape {
+            let plus = tail.iter().position(|c| c == "+++");
+            let ath = tail.iter().position(|c| c == "ATH");
+            assert!(
+                plus.is_some() && ath > plus,
+                "+++ then ATH after DTR did nothing: {tail:?}"
+            );
+        } else {
+            assert!(!tail.iter().any(|c| c == "+++" || c == "ATH"), "{tail:?}");
+        }
+        // Re-armed: the next call is answered.
+        wait_ready(m, inits_before + 1);
+        assert_eq!(m.call(ring_interval(), 5), Some(2));
+        let mut seen = Vec::new();
+        assert!(caller.expect("Username: ", &mut seen, T));
+        m.drop_carrier();
+    }
+    let r = s.wait_records(&["--outcome", "failure"], 2, T);
+    assert_eq!(r.len(), 2, "{r:#?}");
+}
+
+// ---- PPP over the modem line (network namespace) ----
+
+fn ppp_config(modem: &FakeModem, modem_extra: &str, callback: &str) -> String {
+    format!(
+        r#"[network]
+tun = "dgm0"
+address = "10.251.1.1/24"
+
+{}"#,
+        serial_group(
+            "modems",
+            &[modem],
+            &format!("{MODEM}{modem_extra}"),
+            &format!(
+                r#"[group.module]
+kind = "users"
+tries = 1
+
+[group.handoff]
+kind = "ppp"
+auth = ["chap-md5"]
+pool = "10.251.1.10-10.251.1.11"
+{callback}"#
+            ),
+        )
+    )
+}
+
+/// Answers a call and passes the users dialog as `user`; PPP (or the
+/// callback prompt) comes next.
+fn dial_in(m: &FakeModem, user: &str, password: &str) -> PtyLine {
+    wait_ready(m, 1);
+    assert_eq!(m.call(ring_interval(), 5), Some(2));
+    let mut line = PtyLine::open(&m.caller_path());
+    let mut seen = Vec::new();
+    assert!(line.expect("Username: ", &mut seen, T));
+    line.send(format!("{user}\r").as_bytes());
+    assert!(line.expect("Password: ", &mut seen, T));
+    line.send(format!("{password}\r").as_bytes());
+    line
+}
+
+/// PPP on `line` as `user` until IPCP is up.
+fn ppp_up(line: &mut PtyLine, user: &str, password: &str) -> ppp::link::Link {
+    let mut link = client_link(user.as_bytes(), password);
+    let evs = pump(&mut link, line, T, |e, _| matches!(e, Event::Up { .. }));
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Up { .. })),
+        "no IPCP up: {evs:#?}"
+    );
+    link
+}
+
+#[test]
+fn carrier_lost_mid_ppp_ends_the_session_and_re_arms() {
+    if !in_netns("carrier_lost_mid_ppp_ends_the_session_and_re_arms") {
+        return;
+    }
+    let fm = FakeModem::new(FakeModemOptions::default());
+    let s = Setup::new(&ppp_config(&fm, "", ""));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&fm]);
+    let mut line = dial_in(&fm, "alice", "s3cret");
+    let _link = ppp_up(&mut line, "alice", "s3cret");
+    let before = inits(&fm);
+    fm.drop_carrier();
+    let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    let rec = &r[0];
+    assert_eq!(rec["ppp"]["user"], "alice", "{rec}");
+    assert_eq!(rec["ppp"]["address"], "10.251.1.10", "{rec}");
+    assert!(
+        rec["detail"].as_str().unwrap().contains("carrier lost"),
+        "{rec}"
+    );
+    assert!(rec["device"].as_str().unwrap().ends_with(" 33600/V42"));
+    assert!(
+        fm.wait_until(|m| inits(m) > before, Duration::from_secs(2)),
+        "{:?}",
+        fm.commands()
+    );
+    // The address went back to the pool, and the line answers again.
+    let mut line = dial_in(&fm, "alice", "s3cret");
+    let mut link = ppp_up(&mut line, "alice", "s3cret");
+    link.close(Instant::now(), "User request");
+    let evs = pump(&mut link, &mut line, T, |_, _| false);
+    assert!(evs.iter().any(|e| matches!(e, Event::Down { .. })));
+    let r = s.wait_records(&["--kind", "ppp-session"], 2, T);
+    assert_eq!(r.len(), 2, "{r:#?}");
+}
+
+/// Callback: the dialog, PPP authentication, the hang-up, the call back to
+/// `number`, and PPP again on the new call up to IPCP.
+fn callback_round(typed: Option<&str>, number: &str, callback_users: &str) {
+    let fm = FakeModem::new(FakeModemOptions::default());
+    let callback = format!(
+        "\n[group.callback]\ndelay = \"300ms\"\nattempts = 2\nusers = {{ {callback_users} }}\n"
+    );
+    let s = Setup::new(&ppp_config(&fm, "", &callback));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&fm]);
+    let mut line = dial_in(&fm, "alice", "s3cret");
+    if let Some(n) = typed {
+        let mut seen = Vec::new();
+        assert!(line.expect("Callback number: ", &mut seen, T));
+        line.send(format!("{n}\r").as_bytes());
+    }
+    // First leg: authenticated, then "Calling you back" and the hang-up.
+    let mut link = client_link(b"alice", "s3cret");
+    let evs = pump(&mut link, &mut line, T, |_, _| false);
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Down { .. })),
+        "{evs:#?}"
+    );
+    assert!(!evs.iter().any(|e| matches!(e, Event::Up { .. })));
+    // The call back.
+    assert!(
+        fm.wait_until(|m| !m.dialled().is_empty() && m.connected(), T),
+        "{:?}",
+        fm.commands()
+    );
+    assert_eq!(fm.dialled(), vec![number.to_string()]);
+    assert!(fm.commands().iter().any(|c| *c == format!("ATDT{number}")));
+    let mut link = ppp_up(&mut line, "alice", "s3cret");
+    link.close(Instant::now(), "User request");
+    let evs = pump(&mut link, &mut line, T, |_, _| false);
+    assert!(evs.iter().any(|e| matches!(e, Event::Down { .. })));
+
+    let sessions = s.wait_records(&["--kind", "ppp-session"], 2, T);
+    assert_eq!(sessions.len(), 2, "{sessions:#?}");
+    let outcomes: Vec<_> = sessions.iter().map(|r| r["outcome"].clone()).collect();
+    assert!(outcomes.contains(&"callback".into()), "{outcomes:?}");
+    assert!(outcomes.contains(&"session-ended".into()), "{outcomes:?}");
+    for r in &sessions {
+        assert_eq!(r["ppp"]["user"], "alice", "{r}");
+    }
+    let cb = s.records(&["--outcome", "callback-connected"]);
+    assert_eq!(cb.len(), 1, "{:#?}", s.records(&[]));
+    assert_eq!(cb[0]["user"], "alice");
+    assert!(
+        cb[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("called {number}")),
+        "{}",
+        cb[0]
+    );
+    assert_eq!(s.records(&["--kind", "dialog"]).len(), 1, "one dialog");
+}
+
+#[test]
+fn callback_to_a_preset_number() {
+    if !in_netns("callback_to_a_preset_number") {
+        return;
+    }
+    callback_round(None, "5551234", "alice = \"5551234\"");
+}
+
+#[test]
+fn callback_to_a_number_the_caller_gives() {
+    if !in_netns("callback_to_a_number_the_caller_gives") {
+        return;
+    }
+    callback_round(Some("0,5559876"), "0,5559876", "alice = \"caller\"");
+}
