@@ -1,14 +1,16 @@
 //! Caller-set callback: after the dialog's SUCCESS, the caller types the
 //! number to be called back at (RAS's "Set by caller").
 //!
-//! The line editor is deliberately small: printable characters are echoed,
-//! backspace/DEL erase, CR or LF ends the line, anything else is ignored.
-//! Bytes after the line end stay for PPP.
+//! The line is edited as the dialog's are ([`modules::line::LineReader`]:
+//! echo, backspace/DEL, Ctrl-U, CR, LF or CR LF to end it, a bounded
+//! buffer). Bytes after the line end stay for PPP.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+
+use modules::line::{LineEvent, LineReader};
 
 use crate::config::CallbackConfig;
 
@@ -58,24 +60,26 @@ where
 {
     let deadline = tokio::time::Instant::now() + cb.prompt_timeout;
     let mut last = String::new();
+    let mut reader = LineReader::new(MAX_LINE);
     for _ in 0..TRIES {
         write(stream, cb.prompt.as_bytes()).await?;
         let line = tokio::select! {
-            r = tokio::time::timeout_at(deadline, read_line(stream, pending)) => match r {
+            r = tokio::time::timeout_at(deadline, read_line(stream, &mut reader, pending)) => match r {
                 Ok(r) => r?,
                 Err(_) => return Err(AskError::Timeout),
             },
             _ = shutdown.wait_for(|s| *s) => return Err(AskError::Shutdown),
         };
+        let line = line.unwrap_or_else(|| "(too long)".to_string());
         let n = line.trim();
         if modem::validate_number(n).is_ok() {
-            write(stream, b"\r\nCalling you back. Hang up now.\r\n").await?;
+            write(stream, b"Calling you back. Hang up now.\r\n").await?;
             return Ok(n.to_string());
         }
         last = n.chars().take(MAX_LINE).collect();
         write(
             stream,
-            b"\r\nThat is not a number I can dial (digits and , * # W @ P T).\r\n",
+            b"That is not a number I can dial (digits and , * # W @ P T).\r\n",
         )
         .await?;
     }
@@ -89,48 +93,37 @@ async fn write<S: AsyncWrite + Unpin>(stream: &mut S, b: &[u8]) -> Result<(), As
     }
 }
 
-/// One edited line; the bytes after its end stay in `pending`.
-async fn read_line<S>(stream: &mut S, pending: &mut Vec<u8>) -> Result<String, AskError>
+/// One edited line (`None` when it ran past [`MAX_LINE`]); the bytes after
+/// its end stay in `pending`.
+async fn read_line<S>(
+    stream: &mut S,
+    reader: &mut LineReader,
+    pending: &mut Vec<u8>,
+) -> Result<Option<String>, AskError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut line: Vec<u8> = Vec::new();
-    let mut too_long = false;
     let mut buf = [0u8; 128];
     loop {
-        while !pending.is_empty() {
-            let b = pending.remove(0);
-            let echo: &[u8] = match b {
-                b'\r' | b'\n' => {
-                    // A CR LF or CR NUL pair ends one line, not two.
-                    if b == b'\r' && matches!(pending.first(), Some(b'\n' | 0)) {
-                        pending.remove(0);
-                    }
-                    if too_long {
-                        return Ok("(too long)".to_string());
-                    }
-                    return Ok(String::from_utf8_lossy(&line).into_owned());
-                }
-                0x08 | 0x7f => {
-                    if line.pop().is_some() {
-                        b"\x08 \x08"
-                    } else {
-                        b""
-                    }
-                }
-                0x20..=0x7e => {
-                    if line.len() < MAX_LINE {
-                        line.push(b);
-                    } else {
-                        too_long = true;
-                    }
-                    std::slice::from_ref(&b)
-                }
-                _ => b"",
-            };
+        if !pending.is_empty() {
+            let mut echo = Vec::new();
+            let fed = reader.feed(pending, &mut echo);
+            let by_cr = fed.event.is_some() && pending[fed.consumed - 1] == b'\r';
+            pending.drain(..fed.consumed);
+            if by_cr && pending.first() == Some(&b'\n') {
+                // The LF of a CR LF is the reader's to swallow, not PPP's.
+                let lf = reader.feed(&pending[..1], &mut echo);
+                pending.drain(..lf.consumed);
+            }
             if !echo.is_empty() {
-                let echo = echo.to_vec();
                 write(stream, &echo).await?;
+            }
+            match fed.event {
+                Some(LineEvent::Line(l)) => {
+                    return Ok(Some(String::from_utf8_lossy(&l).into_owned()));
+                }
+                Some(LineEvent::TooLong(_)) => return Ok(None),
+                None => {}
             }
         }
         let n = stream.read(&mut buf).await.map_err(|_| AskError::HungUp)?;

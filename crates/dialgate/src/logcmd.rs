@@ -22,14 +22,16 @@ pub struct LogArgs {
     /// Only this user.
     #[arg(long)]
     user: Option<String>,
-    /// Only this outcome (success, failure, error, module-defect, begin-failed,
-    /// caller-hung-up, dialog-timeout, shutdown, refused).
+    /// Only this outcome (dialogs: success, failure, error, module-defect,
+    /// begin-failed, caller-hung-up, dialog-timeout, shutdown, refused; PPP:
+    /// session-ended, ppp-auth-failed, ppp-name-mismatch, callback; lines:
+    /// callback-connected, callback-failed, modem-init-failed).
     #[arg(long)]
     outcome: Option<String>,
     /// Only port groups or devices containing this text.
     #[arg(long)]
     port: Option<String>,
-    /// Only this kind (dialog, ppp-session).
+    /// Only this kind (dialog, ppp-session, line).
     #[arg(long)]
     kind: Option<String>,
     /// At most this many (the most recent).

@@ -47,6 +47,8 @@ const REOPEN_FIRST: Duration = Duration::from_secs(1);
 const REOPEN_MAX: Duration = Duration::from_secs(60);
 /// A direct line's hang-up: DTR held low this long.
 const DIRECT_DTR_DROP: Duration = Duration::from_millis(500);
+/// Longest wait for the caller's last bytes to leave before a hang-up.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// Set when the carrier drops during a call; wakes the call's reader.
 #[derive(Debug, Default)]
@@ -423,12 +425,14 @@ impl Line<'_> {
         lost: bool,
         shutdown: &mut watch::Receiver<bool>,
     ) -> io::Result<bool> {
-        let now = Instant::now();
         if lost {
             tracing::info!(group = %self.rt.cfg.name, "line {}: carrier lost", self.dev);
-            self.m.carrier_changed(now, false);
+            self.m.carrier_changed(Instant::now(), false);
         } else {
-            self.m.hang_up(now);
+            // The caller's last message ("Login incorrect", the program's
+            // farewell) leaves the UART before DTR drops.
+            self.port.drain(DRAIN_LIMIT).await;
+            self.m.hang_up(Instant::now());
         }
         if *shutdown.borrow() {
             return Ok(true);
@@ -734,6 +738,7 @@ async fn direct_line(
         if *shutdown.borrow() {
             return Ok(());
         }
+        port.drain(DRAIN_LIMIT).await;
         if let Some(l) = lines.as_mut() {
             let _ = l.set_dtr(false);
             tokio::time::sleep(DIRECT_DTR_DROP).await;

@@ -125,7 +125,11 @@ fn wait_ready(m: &FakeModem, rounds: usize) {
 fn users(s: &Setup, users: &[(&str, &str)]) {
     for (u, p) in users {
         let mut add = s.cmd(&["user", "add", u, "--allow-chap-md5", "--password-stdin"]);
-        let mut child = add.stdin(Stdio::piped()).spawn().unwrap();
+        let mut child = add
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
         std::io::Write::write_all(
             &mut child.stdin.take().unwrap(),
             format!("{p}\n").as_bytes(),
@@ -352,6 +356,55 @@ fn hang_up_drops_dtr_and_falls_back_to_escape_and_ath() {
     assert_eq!(r.len(), 2, "{r:#?}");
 }
 
+#[test]
+fn a_pool_answers_on_every_idle_line_at_once() {
+    let a = FakeModem::new(FakeModemOptions::default());
+    let b = FakeModem::new(FakeModemOptions {
+        connect: "CONNECT 2400".into(),
+        ..FakeModemOptions::default()
+    });
+    let s = Setup::new(&serial_group("pool", &[&a, &b], MODEM, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&a, &b]);
+    wait_ready(&a, 1);
+    wait_ready(&b, 1);
+    // Line a is busy with a caller who is still typing.
+    assert_eq!(a.call(ring_interval(), 5), Some(2));
+    let mut first = PtyLine::open(&a.caller_path());
+    let mut seen_a = Vec::new();
+    assert!(first.expect("Username: ", &mut seen_a, T));
+    // A second caller reaches line b and logs in meanwhile.
+    assert_eq!(b.call(ring_interval(), 5), Some(2));
+    let mut second = PtyLine::open(&b.caller_path());
+    let mut seen_b = Vec::new();
+    assert!(second.expect("Username: ", &mut seen_b, T));
+    second.send(b"alice\r");
+    assert!(second.expect("Password: ", &mut seen_b, T));
+    second.send(b"s3cret\r");
+    assert!(
+        second.expect("granted alice", &mut seen_b, T),
+        "{}",
+        String::from_utf8_lossy(&seen_b)
+    );
+    // The first caller finishes too.
+    first.send(b"alice\r");
+    assert!(first.expect("Password: ", &mut seen_a, T));
+    first.send(b"s3cret\r");
+    assert!(first.expect("granted alice", &mut seen_a, T));
+    let r = s.wait_records(&["--outcome", "success"], 2, T);
+    let mut devices: Vec<String> = r
+        .iter()
+        .map(|r| r["device"].as_str().unwrap().to_string())
+        .collect();
+    devices.sort();
+    let mut want = vec![
+        format!("{} 33600/V42", a.device().display()),
+        format!("{} 2400", b.device().display()),
+    ];
+    want.sort();
+    assert_eq!(devices, want);
+}
+
 // ---- PPP over the modem line (network namespace) ----
 
 fn ppp_config(modem: &FakeModem, modem_extra: &str, callback: &str) -> String {
@@ -516,4 +569,68 @@ fn callback_to_a_number_the_caller_gives() {
         return;
     }
     callback_round(Some("0,5559876"), "0,5559876", "alice = \"caller\"");
+}
+
+#[test]
+fn soak_a_thousand_calls_in_a_row_on_one_line() {
+    const CALLS: usize = 1000;
+    let fm = FakeModem::new(FakeModemOptions {
+        answer_delay: Duration::from_millis(2),
+        ..FakeModemOptions::default()
+    });
+    let modem = "answer_on_ring = 1\ncommand_timeout = \"1s\"\ndtr_drop = \"10ms\"\nguard_time = \"50ms\"\ncarrier_poll = \"10ms\"\n";
+    let s = Setup::new(&serial_group("soak", &[&fm], modem, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&fm]);
+    wait_ready(&fm, 1);
+    let mut caller = PtyLine::open(&fm.caller_path());
+    let started = Instant::now();
+    let mut logins = 0;
+    for call in 0..CALLS {
+        // Rings until the line answers: a line that is not re-armed in
+        // 5 s counts as stuck.
+        assert!(
+            fm.call(Duration::from_millis(50), 100).is_some(),
+            "call {call}: the line did not answer: {:?}",
+            &fm.commands()[fm.commands().len().saturating_sub(12)..]
+        );
+        let mut seen = Vec::new();
+        assert!(
+            caller.expect("Username: ", &mut seen, T),
+            "call {call}: no prompt: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        if call % 100 == 99 {
+            // Now and then a whole login and hand-off, then the caller's
+            // modem hangs up after the program's greeting.
+            caller.send(b"alice\r");
+            assert!(caller.expect("Password: ", &mut seen, T));
+            caller.send(b"s3cret\r");
+            assert!(
+                caller.expect("granted alice", &mut seen, T),
+                "call {call}: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            logins += 1;
+        } else {
+            caller.send(b"al");
+        }
+        fm.drop_carrier();
+    }
+    let took = started.elapsed();
+    let r = s.wait_records(&["--kind", "dialog", "--limit", "5000"], CALLS, T);
+    assert_eq!(r.len(), CALLS, "every call recorded");
+    let ok = r.iter().filter(|r| r["outcome"] == "success").count();
+    let lost = r
+        .iter()
+        .filter(|r| {
+            r["outcome"] == "caller-hung-up"
+                && r["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("carrier lost"))
+        })
+        .count();
+    assert_eq!(ok, logins, "{:#?}", &r[..3]);
+    assert_eq!(ok + lost, CALLS, "every other call ended by the carrier");
+    eprintln!("{CALLS} calls in {took:?}");
 }

@@ -662,6 +662,9 @@ struct Shared {
     modem: Mutex<Modem>,
     wake_r: OwnedFd,
     wake_w: OwnedFd,
+    /// The device pty's master (a dup): read under the modem lock only, so
+    /// a DTR drop sees every byte dialgate wrote before it.
+    dev_master: OwnedFd,
 }
 
 impl Shared {
@@ -672,6 +675,15 @@ impl Shared {
     fn wake(&self) {
         // Full pipe: the thread is awake anyway.
         let _ = write(&self.wake_w, &[1]);
+    }
+
+    /// Feed the modem what dialgate wrote and nobody read yet (the caller
+    /// holds the lock).
+    fn take_dev_input(&self, m: &mut Modem) {
+        let mut buf = [0u8; 4096];
+        while let Some(n) = read_some(&self.dev_master, &mut buf) {
+            m.on_dev(Instant::now(), &buf[..n]);
+        }
     }
 
     /// Change the modem under the lock, then wake the thread.
@@ -692,7 +704,14 @@ impl ModemLines for FakeModemLines {
     type Error = io::Error;
 
     fn set_dtr(&mut self, on: bool) -> io::Result<()> {
-        self.shared.with(|m, now| m.set_dtr(now, on));
+        // Bytes written before the DTR change reach the modem before it:
+        // a real UART has sent them by then (dialgate drains before a
+        // hang-up).
+        let shared = &self.shared;
+        shared.with(|m, now| {
+            shared.take_dev_input(m);
+            m.set_dtr(now, on);
+        });
         Ok(())
     }
 
@@ -728,6 +747,10 @@ impl FakeModem {
             modem: Mutex::new(Modem::new(opts, Instant::now())),
             wake_r,
             wake_w,
+            dev_master: dev
+                .master
+                .try_clone()
+                .expect("fake modem: dup the device master"),
         });
         let device = dev.path.clone();
         let caller_path = caller.path.clone();
@@ -924,8 +947,9 @@ fn run(shared: &Shared, dev: &Pty, caller: &Pty) {
         if wake_in {
             while read_some(&shared.wake_r, &mut buf).is_some() {}
         }
-        if dev_in && let Some(n) = read_some(&dev.master, &mut buf) {
-            shared.lock().on_dev(Instant::now(), &buf[..n]);
+        if dev_in {
+            let mut m = shared.lock();
+            shared.take_dev_input(&mut m);
         }
         if caller_in && let Some(n) = read_some(&caller.master, &mut buf) {
             shared.lock().on_caller(&buf[..n]);
