@@ -286,21 +286,7 @@ fn chat_passes_the_dialog_over_the_pty_port() {
     .unwrap();
     // Twice: the port re-arms after each call.
     for round in 0..2 {
-        let tty = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&link)
-            .unwrap();
-        let out = Command::new("timeout")
-            .arg("30")
-            .arg("chat")
-            .args(["-v", "-s", "-f"])
-            .arg(&script)
-            .stdin(tty.try_clone().unwrap())
-            .stdout(tty)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
+        let out = chat_on_tty(&link, &script);
         assert!(
             out.status.success(),
             "round {round}: chat failed: {:?}\n{}",

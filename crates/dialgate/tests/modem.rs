@@ -8,7 +8,7 @@
 mod fakemodem;
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -205,21 +205,7 @@ fn answers_on_the_second_ring_logs_the_connect_and_notices_a_lost_carrier() {
             "TIMEOUT 10\nABORT 'Login incorrect'\nUsername: alice\nPassword: s3cret\n'granted alice' ''\n",
         )
         .unwrap();
-        let tty = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(fm.caller_path())
-            .unwrap();
-        let out = Command::new("timeout")
-            .arg("30")
-            .arg("chat")
-            .args(["-v", "-s", "-f"])
-            .arg(&script)
-            .stdin(tty.try_clone().unwrap())
-            .stdout(tty)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
+        let out = chat_on_tty(&fm.caller_path(), &script);
         assert!(
             out.status.success(),
             "chat failed: {:?}\n{}",
@@ -496,23 +482,24 @@ fn carrier_lost_mid_ppp_ends_the_session_and_re_arms() {
     assert_eq!(r.len(), 2, "{r:#?}");
 }
 
-/// Callback: the dialog, PPP authentication, the hang-up, the call back to
-/// `number`, and PPP again on the new call up to IPCP.
-fn callback_round(typed: Option<&str>, number: &str, callback_users: &str) {
-    let fm = FakeModem::new(FakeModemOptions::default());
+fn callback_config(fm: &FakeModem, callback_users: &str) -> Setup {
     let callback = format!(
         "\n[group.callback]\ndelay = \"300ms\"\nattempts = 2\nusers = {{ {callback_users} }}\n"
     );
-    let s = Setup::new(&ppp_config(&fm, "", &callback));
+    let s = Setup::new(&ppp_config(fm, "", &callback));
     users(&s, &[("alice", "s3cret")]);
-    let _rig = Rig::start(&s, &[&fm]);
-    let mut line = dial_in(&fm, "alice", "s3cret");
+    s
+}
+
+/// The first leg of a callback: the dialog (and the number when `typed`),
+/// PPP authentication, then "Calling you back" and the hang-up.
+fn first_leg(fm: &FakeModem, typed: Option<&str>) -> PtyLine {
+    let mut line = dial_in(fm, "alice", "s3cret");
     if let Some(n) = typed {
         let mut seen = Vec::new();
         assert!(line.expect("Callback number: ", &mut seen, T));
         line.send(format!("{n}\r").as_bytes());
     }
-    // First leg: authenticated, then "Calling you back" and the hang-up.
     let mut link = client_link(b"alice", "s3cret");
     let evs = pump(&mut link, &mut line, T, |_, _| false);
     assert!(
@@ -520,6 +507,16 @@ fn callback_round(typed: Option<&str>, number: &str, callback_users: &str) {
         "{evs:#?}"
     );
     assert!(!evs.iter().any(|e| matches!(e, Event::Up { .. })));
+    line
+}
+
+/// Callback: the dialog, PPP authentication, the hang-up, the call back to
+/// `number`, and PPP again on the new call up to IPCP.
+fn callback_round(typed: Option<&str>, number: &str, callback_users: &str) {
+    let fm = FakeModem::new(FakeModemOptions::default());
+    let s = callback_config(&fm, callback_users);
+    let _rig = Rig::start(&s, &[&fm]);
+    let mut line = first_leg(&fm, typed);
     // The call back.
     assert!(
         fm.wait_until(|m| !m.dialled().is_empty() && m.connected(), T),
@@ -633,4 +630,37 @@ fn soak_a_thousand_calls_in_a_row_on_one_line() {
     assert_eq!(ok, logins, "{:#?}", &r[..3]);
     assert_eq!(ok + lost, CALLS, "every other call ended by the carrier");
     eprintln!("{CALLS} calls in {took:?}");
+}
+
+#[test]
+fn a_busy_callback_number_is_tried_again_then_given_up_and_the_line_re_arms() {
+    if !in_netns("a_busy_callback_number_is_tried_again_then_given_up_and_the_line_re_arms") {
+        return;
+    }
+    let fm = FakeModem::new(FakeModemOptions {
+        dial_busy: true,
+        ..FakeModemOptions::default()
+    });
+    let s = callback_config(&fm, "alice = \"5551234\"");
+    let _rig = Rig::start(&s, &[&fm]);
+    let _line = first_leg(&fm, None);
+    let failed = s.wait_records(&["--outcome", "callback-failed"], 2, T);
+    assert_eq!(failed.len(), 2, "{:#?}", s.records(&[]));
+    for (i, r) in failed.iter().enumerate() {
+        assert_eq!(r["kind"], "line");
+        assert_eq!(r["user"], "alice");
+        let d = r["detail"].as_str().unwrap();
+        assert!(
+            d.contains(&format!("attempt {} of 2", i + 1)) && d.contains("BUSY"),
+            "{d}"
+        );
+    }
+    assert_eq!(fm.dialled(), vec!["5551234", "5551234"]);
+    // Given up: the line answers callers again.
+    let inits_now = inits(&fm);
+    wait_ready(&fm, inits_now);
+    assert_eq!(fm.call(ring_interval(), 5), Some(2));
+    let mut line = PtyLine::open(&fm.caller_path());
+    let mut seen = Vec::new();
+    assert!(line.expect("Username: ", &mut seen, T));
 }

@@ -27,6 +27,7 @@ pub mod port;
 pub mod pty;
 pub mod serial;
 pub mod telnet_stream;
+mod ttyio;
 pub mod tun;
 
 pub use port::{

@@ -270,24 +270,11 @@ impl AsyncRead for PtyStream {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        loop {
-            let mut guard = ready!(fd.poll_read_ready(cx))?;
-            let dst = buf.initialize_unfilled();
-            match guard.try_io(|f| nix::unistd::read(f.get_ref(), dst).map_err(io::Error::from)) {
-                Ok(Ok(n)) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // The caller closed the slave: that is the end of the call.
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => {
-                    this.hung_up = true;
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
+        // EIO: the caller closed the slave, the end of the call.
+        if let crate::ttyio::Io::HungUp = ready!(crate::ttyio::poll_read(fd, cx, buf))? {
+            this.hung_up = true;
         }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -304,21 +291,15 @@ impl AsyncWrite for PtyStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        loop {
-            if this.hung_up || poll_now(fd.as_fd())?.contains(PollFlags::POLLHUP) {
+        if this.hung_up || poll_now(fd.as_fd())?.contains(PollFlags::POLLHUP) {
+            this.hung_up = true;
+            return Poll::Ready(Err(broken_pipe()));
+        }
+        match ready!(crate::ttyio::poll_write(fd, cx, buf))? {
+            crate::ttyio::Io::Done(n) => Poll::Ready(Ok(n)),
+            crate::ttyio::Io::HungUp => {
                 this.hung_up = true;
-                return Poll::Ready(Err(broken_pipe()));
-            }
-            let mut guard = ready!(fd.poll_write_ready(cx))?;
-            match guard.try_io(|f| nix::unistd::write(f.get_ref(), buf).map_err(io::Error::from)) {
-                Ok(Ok(n)) => return Poll::Ready(Ok(n)),
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => {
-                    this.hung_up = true;
-                    return Poll::Ready(Err(broken_pipe()));
-                }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
+                Poll::Ready(Err(broken_pipe()))
             }
         }
     }

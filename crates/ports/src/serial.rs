@@ -550,21 +550,9 @@ impl AsyncRead for SerialLine {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        loop {
-            let mut guard = ready!(this.fd.poll_read_ready(cx))?;
-            let dst = buf.initialize_unfilled();
-            match guard.try_io(|f| nix::unistd::read(f.get_ref(), dst).map_err(io::Error::from)) {
-                Ok(Ok(n)) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // A hung-up tty: the end of the data.
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Poll::Ready(Ok(())),
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
-        }
+        // A hung-up tty: the end of the data.
+        ready!(crate::ttyio::poll_read(&this.fd, cx, buf))?;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -578,17 +566,9 @@ impl AsyncWrite for SerialLine {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        loop {
-            let mut guard = ready!(this.fd.poll_write_ready(cx))?;
-            match guard.try_io(|f| nix::unistd::write(f.get_ref(), buf).map_err(io::Error::from)) {
-                Ok(Ok(n)) => return Poll::Ready(Ok(n)),
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => {
-                    return Poll::Ready(Err(hung_up()));
-                }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
+        match ready!(crate::ttyio::poll_write(&this.fd, cx, buf))? {
+            crate::ttyio::Io::Done(n) => Poll::Ready(Ok(n)),
+            crate::ttyio::Io::HungUp => Poll::Ready(Err(hung_up())),
         }
     }
 

@@ -44,6 +44,7 @@
 //!   `NO CARRIER`, back to command mode (`&D3` also resets); `&D1` goes to
 //!   online command mode with `OK`; `&D0` does nothing.
 //! * `&C1` (default): DCD follows the carrier; `&C0`: DCD always high.
+//! * `dial_busy`: `ATD...` answers `BUSY` at once.
 //! * `never_ok`: commands are recorded but neither executed nor echoed, and
 //!   the modem sends nothing at all (no results, no `RING`).
 //! * status: DSR and CTS always high; RI high for 150 ms after each RING.
@@ -80,6 +81,8 @@ pub struct FakeModemOptions {
     pub guard_time: Duration,
     /// Time from `ATA`/`ATD` to `CONNECT`.
     pub answer_delay: Duration,
+    /// `ATD` answers `BUSY` at once (the number called is engaged).
+    pub dial_busy: bool,
 }
 
 impl Default for FakeModemOptions {
@@ -90,6 +93,7 @@ impl Default for FakeModemOptions {
             ignore_dtr: false,
             guard_time: Duration::from_millis(200),
             answer_delay: Duration::from_millis(50),
+            dial_busy: false,
         }
     }
 }
@@ -155,6 +159,7 @@ enum Res {
     Ring,
     NoCarrier,
     Error,
+    Busy,
 }
 
 /// The modem's whole state; shared between the thread and the handles.
@@ -267,6 +272,7 @@ impl Modem {
             Res::Ring => ("RING".to_owned(), 2),
             Res::NoCarrier => ("NO CARRIER".to_owned(), 3),
             Res::Error => ("ERROR".to_owned(), 4),
+            Res::Busy => ("BUSY".to_owned(), 7),
         };
         let out = if self.verbose {
             format!("\r\n{text}\r\n")
@@ -522,6 +528,10 @@ impl Modem {
                     }
                     self.dialled
                         .push(String::from_utf8_lossy(rest).into_owned());
+                    if self.opts.dial_busy {
+                        self.result(Res::Busy);
+                        return Ok(false);
+                    }
                     self.start_connect(now);
                     return Ok(false);
                 }

@@ -363,6 +363,26 @@ args = ['-c', 'printf "granted %s on %s\r\n" "$DIALGATE_USER" "$DIALGATE_DEVICE"
     )
 }
 
+/// Runs `chat -v -s -f script` on the tty at `path` (stdin and stdout),
+/// for at most 30 s.
+pub fn chat_on_tty(path: &Path, script: &Path) -> std::process::Output {
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Command::new("timeout")
+        .arg("30")
+        .arg("chat")
+        .args(["-v", "-s", "-f"])
+        .arg(script)
+        .stdin(tty.try_clone().unwrap())
+        .stdout(tty)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
 // ---- PPP callers, network namespaces ----
 
 pub const NS_ENV: &str = "DIALGATE_TEST_IN_NETNS";
