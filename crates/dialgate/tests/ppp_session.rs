@@ -438,8 +438,11 @@ fn ppproto_client_through_the_servers_port() {
         got.iter().any(|p| p.len() > 20 && p[9] == 1 && p[20] == 0),
         "an echo reply came back"
     );
+    // The caller's TCP close is its carrier drop (a telnet modem emulator
+    // hanging up): the session ends at once, recorded as a hang-up.
     drop(line);
     let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
+    assert_eq!(r[0]["ppp"]["cause"], "line hung up", "{}", r[0]);
     assert_eq!(r[0]["ppp"]["method"], "pap");
     assert_eq!(r[0]["ppp"]["address"], "10.250.1.10");
 }
