@@ -47,6 +47,8 @@ const REOPEN_FIRST: Duration = Duration::from_secs(1);
 const REOPEN_MAX: Duration = Duration::from_secs(60);
 /// A direct line's hang-up: DTR held low this long.
 const DIRECT_DTR_DROP: Duration = Duration::from_millis(500);
+/// A direct line's carrier poll (when DCD is wired).
+const DIRECT_CARRIER_POLL: Duration = Duration::from_millis(100);
 /// Longest wait for the caller's last bytes to leave before a hang-up.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
@@ -382,41 +384,26 @@ impl Line<'_> {
     /// One call on the connected line, with the carrier watched.
     async fn call(
         &mut self,
-        mut who: CallerId,
+        who: CallerId,
         leg: Leg,
         shutdown: &watch::Receiver<bool>,
     ) -> (CallEnd, bool) {
-        let flag = Arc::new(CarrierFlag::default());
-        who.carrier = Some(flag.clone());
-        let prefix = std::mem::take(&mut self.leftover);
-        let skip_lf = self.m.connect_lf_pending();
-        let poll = self.settings.carrier_poll;
-        let Line {
-            rt, port, lines, ..
-        } = self;
-        let mut stream = ModemStream::new(port, prefix, flag.clone())
-            .skipping_connect_lf(skip_lf)
-            .watching(lines.as_ref());
-        let served = crate::serve::serve_caller(rt, &mut stream, who, leg, shutdown.clone());
-        tokio::pin!(served);
-        let mut tick = tokio::time::interval(poll);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let end = loop {
-            tokio::select! {
-                end = &mut served => break end,
-                _ = tick.tick(), if lines.is_some() && !flag.is_lost() => {
-                    if let Some(l) = lines.as_ref() {
-                        let status = l.lock().unwrap_or_else(PoisonError::into_inner).status();
-                        match status {
-                            Ok(s) if !s.dcd => flag.lose(),
-                            Ok(_) => {}
-                            Err(e) => tracing::debug!("line status: {e}"),
-                        }
-                    }
-                }
-            }
+        let call = Call {
+            prefix: std::mem::take(&mut self.leftover),
+            skip_lf: self.m.connect_lf_pending(),
+            who,
+            leg,
         };
-        (end, flag.is_lost())
+        let poll = self.settings.carrier_poll;
+        serve_watched(
+            self.rt,
+            &mut self.port,
+            self.lines.as_ref(),
+            poll,
+            call,
+            shutdown,
+        )
+        .await
     }
 
     /// Hangs up after a call and re-arms; true on shutdown.
@@ -685,6 +672,62 @@ impl Line<'_> {
     }
 }
 
+/// A call about to be served on a line.
+struct Call {
+    /// Call bytes already read.
+    prefix: Vec<u8>,
+    /// Drop a first `\n` (the `CONNECT` line's).
+    skip_lf: bool,
+    who: CallerId,
+    leg: Leg,
+}
+
+/// Serves one call on `port`. With `lines`, DCD is watched (on every chunk
+/// of data, and every `poll`): its drop ends the call as a hang-up.
+/// Returns how the call ended and whether the carrier was lost.
+async fn serve_watched(
+    rt: &GroupRuntime,
+    port: &mut SerialLine,
+    lines: Option<&Mutex<DynLines>>,
+    poll: Duration,
+    call: Call,
+    shutdown: &watch::Receiver<bool>,
+) -> (CallEnd, bool) {
+    let Call {
+        prefix,
+        skip_lf,
+        mut who,
+        leg,
+    } = call;
+    let flag = Arc::new(CarrierFlag::default());
+    if lines.is_some() {
+        who.carrier = Some(flag.clone());
+    }
+    let mut stream = ModemStream::new(port, prefix, flag.clone())
+        .skipping_connect_lf(skip_lf)
+        .watching(lines);
+    let served = crate::serve::serve_caller(rt, &mut stream, who, leg, shutdown.clone());
+    tokio::pin!(served);
+    let mut tick = tokio::time::interval(poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end = loop {
+        tokio::select! {
+            end = &mut served => break end,
+            _ = tick.tick(), if lines.is_some() && !flag.is_lost() => {
+                if let Some(l) = lines {
+                    let status = l.lock().unwrap_or_else(PoisonError::into_inner).status();
+                    match status {
+                        Ok(s) if !s.dcd => flag.lose(),
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!("line status: {e}"),
+                    }
+                }
+            }
+        }
+    };
+    (end, flag.is_lost())
+}
+
 fn failure_name(f: AnswerFailure) -> &'static str {
     match f {
         AnswerFailure::NoCarrier => "NO CARRIER",
@@ -698,17 +741,28 @@ fn failure_name(f: AnswerFailure) -> &'static str {
 
 /// A direct line (no modem): a call starts with the caller's first byte; at
 /// its end, DTR is pulsed low (the other end sees the hang-up) and input is
-/// discarded.
+/// discarded. When DCD is high as the call starts (a null-modem cable that
+/// wires the caller's DTR to our DCD), its drop ends the call as a hang-up;
+/// a DCD that is low then is taken as not wired, and not watched.
 async fn direct_line(
     rt: &Arc<GroupRuntime>,
     dev: &str,
     mut port: SerialLine,
-    mut lines: Option<DynLines>,
+    lines: Option<DynLines>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> io::Result<()> {
-    if let Some(l) = lines.as_mut() {
-        let _ = l.set_dtr(true);
-        let _ = l.set_rts(true);
+    let lines = lines.map(Mutex::new);
+    let set_dtr = |on: bool| {
+        if let Some(l) = lines.as_ref() {
+            let _ = l.lock().unwrap_or_else(PoisonError::into_inner).set_dtr(on);
+        }
+    };
+    set_dtr(true);
+    if let Some(l) = lines.as_ref() {
+        let _ = l
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_rts(true);
     }
     let mut buf = [0u8; 512];
     loop {
@@ -727,23 +781,34 @@ async fn direct_line(
                 "the device was hung up",
             ));
         }
-        let who = CallerId {
-            device: dev.to_string(),
-            remote: None,
-            carrier: None,
+        let watched = lines.as_ref().filter(|l| {
+            matches!(
+                l.lock().unwrap_or_else(PoisonError::into_inner).status(),
+                Ok(s) if s.dcd
+            )
+        });
+        let call = Call {
+            prefix: buf[..first].to_vec(),
+            skip_lf: false,
+            who: CallerId {
+                device: dev.to_string(),
+                remote: None,
+                carrier: None,
+            },
+            leg: Leg::Answered,
         };
-        let flag = Arc::new(CarrierFlag::default());
-        let mut stream = ModemStream::new(&mut port, buf[..first].to_vec(), flag);
-        crate::serve::serve_caller(rt, &mut stream, who, Leg::Answered, shutdown.clone()).await;
+        let (_, lost) =
+            serve_watched(rt, &mut port, watched, DIRECT_CARRIER_POLL, call, shutdown).await;
+        if lost {
+            tracing::info!(group = %rt.cfg.name, "line {dev}: carrier lost");
+        }
         if *shutdown.borrow() {
             return Ok(());
         }
         port.drain(DRAIN_LIMIT).await;
-        if let Some(l) = lines.as_mut() {
-            let _ = l.set_dtr(false);
-            tokio::time::sleep(DIRECT_DTR_DROP).await;
-            let _ = l.set_dtr(true);
-        }
+        set_dtr(false);
+        tokio::time::sleep(DIRECT_DTR_DROP).await;
+        set_dtr(true);
         let _ = port.discard_input();
     }
 }

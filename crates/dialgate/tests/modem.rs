@@ -59,6 +59,19 @@ struct Rig {
 
 impl Rig {
     fn start(s: &Setup, modems: &[&FakeModem]) -> Rig {
+        let lines: Vec<_> = modems.iter().map(|m| (m.device(), m.lines())).collect();
+        Rig::start_with(
+            s,
+            Arc::new(move |p: &std::path::Path| {
+                lines
+                    .iter()
+                    .find(|(d, _)| d == p)
+                    .map(|(_, l)| Box::new(l.clone()) as dialgate::modemline::DynLines)
+            }),
+        )
+    }
+
+    fn start_with(s: &Setup, hook: dialgate::modemline::LinesHook) -> Rig {
         if let Ok(filter) = std::env::var("RUST_LOG") {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
@@ -66,15 +79,7 @@ impl Rig {
                 .try_init();
         }
         let cfg = dialgate::config::load(Some(&s.config), s.data()).unwrap();
-        let lines: Vec<_> = modems.iter().map(|m| (m.device(), m.lines())).collect();
-        let hooks = dialgate::serve::Hooks {
-            lines: Some(Arc::new(move |p: &std::path::Path| {
-                lines
-                    .iter()
-                    .find(|(d, _)| d == p)
-                    .map(|(_, l)| Box::new(l.clone()) as dialgate::modemline::DynLines)
-            })),
-        };
+        let hooks = dialgate::serve::Hooks { lines: Some(hook) };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
@@ -389,6 +394,116 @@ fn a_pool_answers_on_every_idle_line_at_once() {
     ];
     want.sort();
     assert_eq!(devices, want);
+}
+
+/// Control lines of a null-modem cable: DCD is whatever the test says.
+#[derive(Clone, Default)]
+struct Cable {
+    dcd: Arc<std::sync::atomic::AtomicBool>,
+    dtr: Arc<std::sync::Mutex<Vec<bool>>>,
+}
+
+impl modem::ModemLines for Cable {
+    type Error = std::io::Error;
+
+    fn set_dtr(&mut self, on: bool) -> std::io::Result<()> {
+        self.dtr.lock().unwrap().push(on);
+        Ok(())
+    }
+
+    fn set_rts(&mut self, _on: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn status(&mut self) -> std::io::Result<modem::LineStatus> {
+        Ok(modem::LineStatus {
+            dcd: self.dcd.load(std::sync::atomic::Ordering::SeqCst),
+            dsr: true,
+            ri: false,
+            cts: true,
+        })
+    }
+}
+
+#[test]
+fn a_direct_line_watches_dcd_only_when_it_is_wired() {
+    // The cable: a pty whose slave is dialgate's line; we are the master.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let path = nix::unistd::ttyname(&pty.slave).unwrap();
+    let flags = nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+    nix::fcntl::fcntl(
+        &pty.master,
+        nix::fcntl::FcntlArg::F_SETFL(
+            nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK,
+        ),
+    )
+    .unwrap();
+    let mut caller = PtyLine(std::fs::File::from(pty.master));
+    let s = Setup::new(&format!(
+        "[[group]]\nname = \"console\"\nkind = \"serial\"\ndevice = \"{}\"\n\n{USERS_EXEC}",
+        path.display()
+    ));
+    users(&s, &[("alice", "s3cret")]);
+    let cable = Cable::default();
+    cable.dcd.store(true, std::sync::atomic::Ordering::SeqCst);
+    let hook_cable = cable.clone();
+    let _rig = Rig::start_with(
+        &s,
+        Arc::new(move |_p: &std::path::Path| {
+            Some(Box::new(hook_cable.clone()) as dialgate::modemline::DynLines)
+        }),
+    );
+    assert!(
+        wait_for(|| !cable.dtr.lock().unwrap().is_empty(), T),
+        "DTR raised"
+    );
+    // DCD wired and up: the caller's terminal going away ends the call.
+    let mut seen = Vec::new();
+    caller.send(b"alice\r");
+    assert!(
+        caller.expect("Password: ", &mut seen, T),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let dropped = Instant::now();
+    cable.dcd.store(false, std::sync::atomic::Ordering::SeqCst);
+    let r = s.wait_records(&["--kind", "dialog"], 1, T);
+    assert!(
+        dropped.elapsed() < Duration::from_secs(5),
+        "not the dialog timeout"
+    );
+    assert_eq!(r[0]["outcome"], "caller-hung-up", "{}", r[0]);
+    assert!(r[0]["detail"].as_str().unwrap().contains("carrier lost"));
+    // Hung up with a DTR pulse.
+    assert!(wait_for(
+        || cable.dtr.lock().unwrap().ends_with(&[false, true]),
+        T
+    ));
+    // DCD low at the start of a call: not wired, not watched.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut seen = Vec::new();
+    caller.send(b"alice\r");
+    assert!(caller.expect("Password: ", &mut seen, T));
+    caller.send(b"s3cret\r");
+    assert!(
+        caller.expect("granted alice", &mut seen, T),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let r = s.wait_records(&["--outcome", "success"], 1, T);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["device"], path.display().to_string());
+}
+
+fn wait_for(what: impl Fn() -> bool, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while !what() {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
 }
 
 // ---- PPP over the modem line (network namespace) ----
