@@ -652,12 +652,32 @@ pub fn parse(
             ));
         }
         if let Some(other) = groups.iter().find(|o| same_endpoint(&o.kind, &group.kind)) {
+            let raw_g = g.get_ref();
+            if let PortKind::Serial { devices, .. } = &group.kind {
+                let dup = devices.iter().find(
+                    |d| matches!(&other.kind, PortKind::Serial { devices: o, .. } if o.contains(d)),
+                );
+                let at = raw_g
+                    .devices
+                    .as_ref()
+                    .map(|l| l.span())
+                    .or(raw_g.device.as_ref().map(|d| d.span()))
+                    .unwrap_or_else(|| raw_g.kind.span());
+                return Err(cx.err(
+                    Some(at),
+                    format!(
+                        "group `{}` already answers on {}",
+                        other.name,
+                        dup.map_or_else(|| "this device".to_string(), |d| d.display().to_string())
+                    ),
+                ));
+            }
             return Err(cx.at(
-                g.get_ref()
+                raw_g
                     .listen
                     .as_ref()
-                    .or(g.get_ref().link.as_ref())
-                    .unwrap_or(&g.get_ref().kind),
+                    .or(raw_g.link.as_ref())
+                    .unwrap_or(&raw_g.kind),
                 format!("group `{}` already uses this address", other.name),
             ));
         }
@@ -2101,7 +2121,12 @@ mod tests {
         let text = format!("{}{second}", serial("device = \"/dev/ttyS0\"\n", ""));
         let e = p(&text).unwrap_err();
         assert!(e.message.contains("`lines`"), "names the first group: {e}");
-        assert!(e.at.unwrap().0 > line_of(&text, "name = \"more\""), "{e}");
+        assert!(e.message.contains("answers on /dev/ttyS0"), "{e}");
+        assert_eq!(
+            e.at.unwrap().0,
+            line_of(&text, "devices = [\"/dev/ttyS1\""),
+            "{e}"
+        );
         // Serial groups take no listen, link or max_callers.
         let text = serial("device = \"/dev/ttyS0\"\nlisten = \"127.0.0.1:1\"\n", "");
         refused(&text, &["devices", "listen"], "listen = ");
