@@ -1488,6 +1488,20 @@ fn check_modem(cx: &Ctx<'_>, m: &RawModem) -> Result<ModemSettings, ConfigError>
         dtr_drop: duration(cx, &m.dtr_drop, d.dtr_drop, "dtr_drop")?,
         guard_time: duration(cx, &m.guard_time, d.guard_time, "guard_time")?,
     };
+    if answerer.init_backoff > answerer.init_backoff_max {
+        let at = m
+            .init_backoff_max
+            .as_ref()
+            .map(|v| v.span())
+            .or(m.init_backoff.as_ref().map(|v| v.span()));
+        return Err(cx.err(
+            at,
+            format!(
+                "init_backoff ({:?}) is longer than init_backoff_max ({:?}): the first wait would already be the longest",
+                answerer.init_backoff, answerer.init_backoff_max
+            ),
+        ));
+    }
     Ok(ModemSettings {
         answerer,
         carrier_poll: duration(
@@ -2216,7 +2230,17 @@ mod tests {
                 );
                 refused(&text, &[key, why], &format!("{key} = "));
             }
-            let c = p(&serial(dev, &format!("[group.modem]\n{key} = \"20ms\"\n"))).unwrap();
+            // (init_backoff_max may not be shorter than init_backoff.)
+            let extra = if key == "init_backoff_max" {
+                "init_backoff = \"10ms\"\n"
+            } else {
+                ""
+            };
+            let c = p(&serial(
+                dev,
+                &format!("[group.modem]\n{extra}{key} = \"20ms\"\n"),
+            ))
+            .unwrap();
             assert_ne!(
                 c.groups[0].modem.as_ref().unwrap(),
                 &ModemSettings {
@@ -2250,6 +2274,24 @@ mod tests {
         refused(&text, &["answer_on_rings"], "answer_on_rings");
         let text = serial(dev, "[group.modem]\nspeed = 9600\n");
         refused(&text, &["speed"], "speed = ");
+    }
+
+    #[test]
+    fn an_init_backoff_longer_than_its_maximum_is_refused() {
+        let text = serial(
+            "device = \"/dev/ttyS0\"\n",
+            "[group.modem]\ninit_backoff = \"10s\"\ninit_backoff_max = \"5s\"\n",
+        );
+        refused(
+            &text,
+            &["init_backoff", "init_backoff_max"],
+            "init_backoff_max = ",
+        );
+        let text = serial(
+            "device = \"/dev/ttyS0\"\n",
+            "[group.modem]\ninit_backoff = \"2m\"\n",
+        );
+        refused(&text, &["init_backoff", "longer"], "init_backoff = ");
     }
 
     #[test]
