@@ -227,6 +227,40 @@ fn answers_on_the_second_ring_logs_the_connect_and_notices_a_lost_carrier() {
 }
 
 #[test]
+fn an_auto_answering_modem_is_left_to_answer_by_itself() {
+    let fm = FakeModem::new(FakeModemOptions {
+        connect: "CONNECT 9600/ARQ".into(),
+        ..FakeModemOptions::default()
+    });
+    let modem = MODEM.replace(
+        "answer_on_ring = 2",
+        "answer_on_ring = 0\ninit = [\"ATZ\", \"ATE0V1&C1&D2S0=3\"]",
+    );
+    let s = Setup::new(&serial_group("auto", &[&fm], &modem, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&fm]);
+    wait_ready(&fm, 1);
+    assert_eq!(fm.call(ring_interval(), 6), Some(3), "S0=3: the third RING");
+    let mut caller = PtyLine::open(&fm.caller_path());
+    let mut seen = Vec::new();
+    assert!(caller.expect("Username: ", &mut seen, T));
+    caller.send(b"alice\r");
+    assert!(caller.expect("Password: ", &mut seen, T));
+    caller.send(b"s3cret\r");
+    assert!(caller.expect("granted alice", &mut seen, T));
+    assert!(
+        !fm.commands().iter().any(|c| c == "ATA"),
+        "dialgate never sent ATA: {:?}",
+        fm.commands()
+    );
+    let r = s.wait_records(&["--outcome", "success"], 1, T);
+    assert_eq!(
+        r[0]["device"],
+        format!("{} 9600/ARQ", fm.device().display())
+    );
+}
+
+#[test]
 fn a_modem_that_never_answers_ok_is_retried_with_back_off_while_the_other_line_serves() {
     let dead = FakeModem::new(FakeModemOptions {
         never_ok: true,
