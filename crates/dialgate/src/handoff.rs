@@ -29,6 +29,17 @@ pub struct Session {
 }
 
 const HANGUP_GRACE: Duration = Duration::from_secs(3);
+/// Longest a write to the program or to the caller may wait: a side that
+/// stops reading must not hold the line (and its carrier watch) forever.
+const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// Writes to the caller; false when the caller is gone or stalled.
+async fn to_caller<W: AsyncWrite + Unpin>(wr: &mut W, b: &[u8]) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_STALL, wr.write_all(b)).await,
+        Ok(Ok(()))
+    )
+}
 
 /// Runs the hand-off until the program exits or the caller hangs up.
 /// Returns a description of how it ended, for the log.
@@ -100,8 +111,13 @@ where
                     }
                 }
                 Ok(n) => {
+                    // A program that stops reading its input must not stall
+                    // the call (carrier loss, shutdown): its input closes.
                     if let Some(i) = stdin.as_mut()
-                        && i.write_all(&from_caller[..n]).await.is_err()
+                        && !matches!(
+                            tokio::time::timeout(WRITE_STALL, i.write_all(&from_caller[..n])).await,
+                            Ok(Ok(()))
+                        )
                     {
                         stdin = None;
                     }
@@ -109,16 +125,26 @@ where
             },
             r = read_opt(&mut stdout, &mut from_out) => match r {
                 Some(n) if n > 0 => {
-                    if !caller_gone && wr.write_all(&from_out[..n]).await.is_err() {
+                    if !caller_gone && !to_caller(&mut wr, &from_out[..n]).await {
                         caller_gone = true;
+                        stdin = None;
+                        if exit.is_none() {
+                            hang_up(&child);
+                            hangup_deadline.get_or_insert(tokio::time::Instant::now() + HANGUP_GRACE);
+                        }
                     }
                 }
                 _ => stdout = None,
             },
             r = read_opt(&mut stderr, &mut from_err) => match r {
                 Some(n) if n > 0 => {
-                    if !caller_gone && wr.write_all(&from_err[..n]).await.is_err() {
+                    if !caller_gone && !to_caller(&mut wr, &from_err[..n]).await {
                         caller_gone = true;
+                        stdin = None;
+                        if exit.is_none() {
+                            hang_up(&child);
+                            hangup_deadline.get_or_insert(tokio::time::Instant::now() + HANGUP_GRACE);
+                        }
                     }
                 }
                 _ => stderr = None,

@@ -237,6 +237,7 @@ pub async fn run_line(
                 continue;
             }
         };
+        let opened = Instant::now();
         let lines = control_lines(&port, &device, hook.as_ref(), &dev);
         tracing::info!(group = %rt.cfg.name, "line {dev} open ({settings})");
         let r = match &rt.cfg.modem {
@@ -252,7 +253,7 @@ pub async fn run_line(
                     down_recorded: false,
                 };
                 let r = line.run(&mut shutdown).await;
-                line.drop_dtr();
+                line.leave().await;
                 r
             }
             None => direct_line(&rt, &dev, port, lines, &mut shutdown).await,
@@ -260,6 +261,11 @@ pub async fn run_line(
         match r {
             Ok(()) => return,
             Err(e) => {
+                if opened.elapsed() >= REOPEN_MAX {
+                    // The line served for a while: a fresh failure, a fresh
+                    // back-off.
+                    wait = REOPEN_FIRST;
+                }
                 tracing::error!(group = %rt.cfg.name, "line {dev}: {e}; re-opening in {}s", wait.as_secs());
                 if sleep_or_shutdown(wait, &mut shutdown).await {
                     return;
@@ -347,7 +353,9 @@ struct Line<'a> {
 impl Line<'_> {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> io::Result<()> {
         let _ = self.port.discard_input();
-        self.m.start(Instant::now());
+        // DTR low first: a modem a crashed or killed server left online
+        // hangs up before it gets init commands.
+        self.m.start_with_hang_up(Instant::now());
         loop {
             let (speed, protocol) = match self.drive(Want::Connected, shutdown).await? {
                 Stop::Connected { speed, protocol } => (speed, protocol),
@@ -395,15 +403,14 @@ impl Line<'_> {
             leg,
         };
         let poll = self.settings.carrier_poll;
-        serve_watched(
-            self.rt,
-            &mut self.port,
-            self.lines.as_ref(),
-            poll,
-            call,
-            shutdown,
-        )
-        .await
+        // DCD low right after CONNECT: not wired (a three-wire cable, a
+        // modem set to &C0 the wrong way round). Watching it would end
+        // every call at once; the call runs unwatched instead.
+        let watched = self.lines.as_ref().filter(|l| dcd_high(l));
+        if self.lines.is_some() && watched.is_none() {
+            tracing::warn!(group = %self.rt.cfg.name, "line {}: DCD is low although the modem connected; a dropped carrier will not be noticed (wire DCD, set &C1)", self.dev);
+        }
+        serve_watched(self.rt, &mut self.port, watched, poll, call, shutdown).await
     }
 
     /// Hangs up after a call and re-arms; true on shutdown.
@@ -664,12 +671,48 @@ impl Line<'_> {
         crate::call::record(self.rt, rec).await;
     }
 
-    /// On the way out: DTR low, so the modem hangs up and answers no more.
+    /// On the way out (shutdown, a device error): a call still up is hung
+    /// up (DTR, or `+++`/`ATH` when the modem keeps its carrier or there
+    /// are no control lines), within a bounded time; then DTR stays low,
+    /// so the modem answers no more.
+    async fn leave(&mut self) {
+        let state = self.m.state();
+        if matches!(
+            state,
+            State::Connected | State::Connecting | State::HangingUp
+        ) {
+            if state != State::HangingUp {
+                self.m.hang_up(Instant::now());
+            }
+            let a = &self.settings.answerer;
+            let limit = a.dtr_drop + a.guard_time * 2 + a.command_timeout + Duration::from_secs(1);
+            // A shutdown signal of its own that never fires: this is the
+            // last thing the line does.
+            let (_keep, mut never) = watch::channel(false);
+            if tokio::time::timeout(limit, self.drive(Want::Ready, &mut never))
+                .await
+                .is_err()
+            {
+                tracing::warn!(group = %self.rt.cfg.name, "line {}: the modem did not confirm the hang-up", self.dev);
+            }
+        }
+        self.drop_dtr();
+    }
+
+    /// DTR low, so the modem hangs up and answers no more.
     fn drop_dtr(&mut self) {
         if let Some(l) = self.lines_mut() {
             let _ = l.set_dtr(false);
         }
     }
+}
+
+/// Whether DCD reads high now (false on an error).
+fn dcd_high(lines: &Mutex<DynLines>) -> bool {
+    matches!(
+        lines.lock().unwrap_or_else(PoisonError::into_inner).status(),
+        Ok(s) if s.dcd
+    )
 }
 
 /// A call about to be served on a line.
@@ -752,18 +795,37 @@ async fn direct_line(
     shutdown: &mut watch::Receiver<bool>,
 ) -> io::Result<()> {
     let lines = lines.map(Mutex::new);
-    let set_dtr = |on: bool| {
+    let set = |dtr: bool, rts: Option<bool>| {
         if let Some(l) = lines.as_ref() {
+            let mut l = l.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = l.set_dtr(dtr);
+            if let Some(r) = rts {
+                let _ = l.set_rts(r);
+            }
+        }
+    };
+    set(true, Some(true));
+    let r = direct_calls(rt, dev, &mut port, lines.as_ref(), shutdown).await;
+    // However the line stops (shutdown, a device error), the far end sees
+    // the hang-up: HUPCL is off, so closing the device would not do it.
+    set(false, None);
+    r
+}
+
+/// The calls of a direct line, one after the other, until shutdown or a
+/// device error.
+async fn direct_calls(
+    rt: &Arc<GroupRuntime>,
+    dev: &str,
+    port: &mut SerialLine,
+    lines: Option<&Mutex<DynLines>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> io::Result<()> {
+    let set_dtr = |on: bool| {
+        if let Some(l) = lines {
             let _ = l.lock().unwrap_or_else(PoisonError::into_inner).set_dtr(on);
         }
     };
-    set_dtr(true);
-    if let Some(l) = lines.as_ref() {
-        let _ = l
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .set_rts(true);
-    }
     let mut buf = [0u8; 512];
     loop {
         let first = tokio::select! {
@@ -781,12 +843,7 @@ async fn direct_line(
                 "the device was hung up",
             ));
         }
-        let watched = lines.as_ref().filter(|l| {
-            matches!(
-                l.lock().unwrap_or_else(PoisonError::into_inner).status(),
-                Ok(s) if s.dcd
-            )
-        });
+        let watched = lines.filter(|l| dcd_high(l));
         let call = Call {
             prefix: buf[..first].to_vec(),
             skip_lf: false,
@@ -797,8 +854,7 @@ async fn direct_line(
             },
             leg: Leg::Answered,
         };
-        let (_, lost) =
-            serve_watched(rt, &mut port, watched, DIRECT_CARRIER_POLL, call, shutdown).await;
+        let (_, lost) = serve_watched(rt, port, watched, DIRECT_CARRIER_POLL, call, shutdown).await;
         if lost {
             tracing::info!(group = %rt.cfg.name, "line {dev}: carrier lost");
         }

@@ -481,7 +481,7 @@ fn a_direct_line_watches_dcd_only_when_it_is_wired() {
     let cable = Cable::default();
     cable.dcd.store(true, std::sync::atomic::Ordering::SeqCst);
     let hook_cable = cable.clone();
-    let _rig = Rig::start_with(
+    let rig = Rig::start_with(
         &s,
         Arc::new(move |_p: &std::path::Path| {
             Some(Box::new(hook_cable.clone()) as dialgate::modemline::DynLines)
@@ -527,6 +527,9 @@ fn a_direct_line_watches_dcd_only_when_it_is_wired() {
     let r = s.wait_records(&["--outcome", "success"], 1, T);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["device"], path.display().to_string());
+    // Stopping the server hangs the cable up too (HUPCL is off).
+    drop(rig);
+    assert_eq!(cable.dtr.lock().unwrap().last(), Some(&false));
 }
 
 fn wait_for(what: impl Fn() -> bool, limit: Duration) -> bool {
@@ -538,6 +541,111 @@ fn wait_for(what: impl Fn() -> bool, limit: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     true
+}
+
+/// A modem's control lines with DCD stuck low (not wired).
+#[derive(Clone)]
+struct DcdNotWired(fakemodem::FakeModemLines);
+
+impl modem::ModemLines for DcdNotWired {
+    type Error = std::io::Error;
+
+    fn set_dtr(&mut self, on: bool) -> std::io::Result<()> {
+        self.0.set_dtr(on)
+    }
+
+    fn set_rts(&mut self, on: bool) -> std::io::Result<()> {
+        self.0.set_rts(on)
+    }
+
+    fn status(&mut self) -> std::io::Result<modem::LineStatus> {
+        let mut st = self.0.status()?;
+        st.dcd = false;
+        Ok(st)
+    }
+}
+
+#[test]
+fn a_modem_line_whose_dcd_is_not_wired_still_serves_its_calls() {
+    let fm = FakeModem::new(FakeModemOptions::default());
+    let s = Setup::new(&serial_group("nodcd", &[&fm], MODEM, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    let lines = DcdNotWired(fm.lines());
+    let _rig = Rig::start_with(
+        &s,
+        Arc::new(move |_p: &std::path::Path| {
+            Some(Box::new(lines.clone()) as dialgate::modemline::DynLines)
+        }),
+    );
+    wait_ready(&fm, 1);
+    assert_eq!(fm.call(ring_interval(), 5), Some(2));
+    let mut caller = PtyLine::open(&fm.caller_path());
+    let mut seen = Vec::new();
+    assert!(caller.expect("Username: ", &mut seen, T));
+    caller.send(b"alice\r");
+    assert!(caller.expect("Password: ", &mut seen, T));
+    caller.send(b"s3cret\r");
+    assert!(
+        caller.expect("granted alice", &mut seen, T),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let r = s.wait_records(&["--outcome", "success"], 1, T);
+    assert_eq!(r.len(), 1, "{:#?}", s.records(&[]));
+}
+
+#[test]
+fn without_control_lines_shutdown_hangs_up_with_escape_and_ath() {
+    let fm = FakeModem::new(FakeModemOptions::default());
+    let s = Setup::new(&serial_group("nolines", &[&fm], MODEM, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    // No hook lines: the pty refuses the modem ioctls, so none are used.
+    let rig = Rig::start_with(&s, Arc::new(|_p: &std::path::Path| None));
+    assert!(
+        fm.wait_until(|m| m.commands().iter().any(|c| c.starts_with("ATE0")), T),
+        "{:?}",
+        fm.commands()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(fm.call(ring_interval(), 5), Some(2));
+    let mut caller = PtyLine::open(&fm.caller_path());
+    let mut seen = Vec::new();
+    assert!(caller.expect("Username: ", &mut seen, T));
+    let before = fm.commands().len();
+    drop(rig);
+    let after = fm.commands()[before..].to_vec();
+    assert!(
+        after.first().map(String::as_str) == Some("+++") && after.iter().any(|c| c == "ATH"),
+        "{after:?}"
+    );
+    assert!(!fm.connected(), "the call is down");
+    let r = s.records(&["--outcome", "shutdown"]);
+    assert_eq!(r.len(), 1, "{:#?}", s.records(&[]));
+}
+
+#[test]
+fn a_modem_left_online_by_a_killed_server_is_hung_up_before_init() {
+    let fm = FakeModem::new(FakeModemOptions::default());
+    // The previous server: DTR up, a call answered, then killed (DTR stays).
+    let mut old = fm.lines();
+    modem::ModemLines::set_dtr(&mut old, true).unwrap();
+    {
+        let mut dev = PtyLine::open(&fm.device());
+        dev.send(b"ATA\r");
+        assert!(fm.wait_until(FakeModem::connected, T));
+    }
+    let mut caller = PtyLine::open(&fm.caller_path());
+    let s = Setup::new(&serial_group("restart", &[&fm], MODEM, USERS_EXEC));
+    users(&s, &[("alice", "s3cret")]);
+    let _rig = Rig::start(&s, &[&fm]);
+    wait_ready(&fm, 1);
+    assert!(!fm.connected(), "hung up by the DTR drop");
+    // Nothing of the init reached the old caller as data.
+    let mut seen = Vec::new();
+    assert!(!caller.expect("AT", &mut seen, Duration::from_millis(300)));
+    assert_eq!(fm.call(ring_interval(), 5), Some(2));
+    let mut seen = Vec::new();
+    assert!(caller.expect("Username: ", &mut seen, T));
 }
 
 // ---- PPP over the modem line (network namespace) ----

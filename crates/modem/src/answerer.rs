@@ -305,6 +305,19 @@ impl Answerer {
         self.begin_init(now, 1);
     }
 
+    /// Start with a hang-up: DTR is held low for `dtr_drop` first, so a
+    /// modem left online (a crashed or killed server keeps DTR up) hangs
+    /// up before it gets init commands; if the driver reports DCD still
+    /// high by then, the `+++`/`ATH` escape follows as for any hang-up.
+    /// Then DTR goes up and the init sequence runs.
+    pub fn start_with_hang_up(&mut self, now: Instant) {
+        self.actions.push_back(Action::SetRts(true));
+        self.actions.push_back(Action::SetDtr(false));
+        self.phase = Phase::DtrLow {
+            until: now + self.cfg.dtr_drop,
+        };
+    }
+
     /// The coarse state.
     #[must_use]
     pub fn state(&self) -> State {

@@ -707,3 +707,35 @@ fn late_carrier_drop_skips_the_escape() {
         assert_ne!(tx, b"+++");
     }
 }
+
+#[test]
+fn start_with_hang_up_drops_dtr_before_init_and_escapes_a_modem_left_online() {
+    let cfg = Config {
+        dtr_drop: Duration::from_millis(500),
+        guard_time: Duration::from_secs(1),
+        ..Config::default()
+    };
+    // A modem that went offline with DTR: straight to init afterwards.
+    let t0 = Instant::now();
+    let mut m = Answerer::new(cfg.clone());
+    m.start_with_hang_up(t0);
+    assert_eq!(m.poll_action(), Some(Action::SetRts(true)));
+    assert_eq!(m.poll_action(), Some(Action::SetDtr(false)));
+    assert_eq!(m.poll_transmit(), None, "nothing sent while DTR is low");
+    assert_eq!(m.state(), State::HangingUp);
+    m.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(m.poll_action(), Some(Action::SetDtr(true)));
+    assert_eq!(m.poll_transmit(), Some(b"ATZ\r".to_vec()));
+    assert_eq!(m.state(), State::Initialising);
+
+    // A modem that keeps its carrier (ignores DTR): escape, ATH, then init.
+    let mut m = Answerer::new(cfg);
+    m.start_with_hang_up(t0);
+    m.carrier_changed(t0 + Duration::from_millis(100), true);
+    m.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(m.poll_transmit(), None, "guard time before +++");
+    m.handle_timeout(t0 + Duration::from_millis(1500));
+    assert_eq!(m.poll_transmit(), Some(b"+++".to_vec()));
+    m.handle_timeout(t0 + Duration::from_millis(2500));
+    assert_eq!(m.poll_transmit(), Some(b"ATH\r".to_vec()));
+}

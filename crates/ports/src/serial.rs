@@ -424,7 +424,14 @@ impl SerialLine {
             let _ = ioctl_none(fd.as_fd(), libc::TIOCNXCL);
             return Err(e);
         }
-        let fd = register(fd).map_err(|e| with_path(path, "registering with tokio", e))?;
+        let undo = fd.try_clone().ok();
+        let fd = register(fd).map_err(|e| {
+            if let Some(u) = &undo {
+                let _ = ioctl_none(u.as_fd(), libc::TIOCNXCL);
+            }
+            with_path(path, "registering with tokio", e)
+        })?;
+        drop(undo);
         tracing::debug!(device = %path.display(), settings = %settings, "serial line open");
         Ok(SerialLine {
             fd,
@@ -524,6 +531,10 @@ fn check_applied(fd: &OwnedFd, path: &Path, settings: &SerialSettings, wanted: &
 
 impl Drop for SerialLine {
     fn drop(&mut self) {
+        // Output that never left (flow control stuck: CTS low) is dropped,
+        // or the kernel's close would wait for it (`closing_wait`, 30 s by
+        // default) on a runtime thread; hang-ups drain before they come.
+        let _ = termios::tcflush(self.fd.get_ref(), FlushArg::TCOFLUSH);
         // Leave the tty openable by others (a pty slave keeps the flag while
         // its master is open); the flock goes with the last descriptor.
         let _ = ioctl_none(self.fd.get_ref().as_fd(), libc::TIOCNXCL);
