@@ -595,6 +595,9 @@ impl Answerer {
     fn connected(&mut self, info: ConnectInfo, outgoing: bool) {
         self.dcd = true; // assumed until the driver reports otherwise
         self.parser.reset();
+        // A command still queued (an `ATA` for a RING that came in the same
+        // read as the modem's own CONNECT) would go to the caller as data.
+        self.transmits.clear();
         self.phase = Phase::Connected;
         self.events.push_back(Event::Connected {
             speed: info.speed,

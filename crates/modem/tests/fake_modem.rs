@@ -739,3 +739,21 @@ fn start_with_hang_up_drops_dtr_before_init_and_escapes_a_modem_left_online() {
     m.handle_timeout(t0 + Duration::from_millis(2500));
     assert_eq!(m.poll_transmit(), Some(b"ATH\r".to_vec()));
 }
+
+#[test]
+fn a_command_queued_before_connect_is_not_sent_into_the_call() {
+    let mut m = Answerer::new(Config {
+        init_commands: vec![],
+        answer_on_ring: 2,
+        ..Config::default()
+    });
+    let now = Instant::now();
+    m.start(now);
+    while m.poll_transmit().is_some() {}
+    // A modem left auto-answering: RING, RING and its CONNECT in one read.
+    let input = b"\r\nRING\r\n\r\nRING\r\n\r\nCONNECT 2400\r\nhello";
+    let used = m.handle_input(now, input);
+    assert_eq!(&input[used..], b"hello");
+    assert_eq!(m.state(), State::Connected);
+    assert_eq!(m.poll_transmit(), None, "no ATA into the call");
+}
