@@ -685,7 +685,7 @@ impl Line<'_> {
                 self.m.hang_up(Instant::now());
             }
             let a = &self.settings.answerer;
-            let limit = a.dtr_drop + a.guard_time * 2 + a.command_timeout + Duration::from_secs(1);
+            let limit = a.dtr_drop + a.guard_time * 3 + a.command_timeout + Duration::from_secs(1);
             // A shutdown signal of its own that never fires: this is the
             // last thing the line does.
             let (_keep, mut never) = watch::channel(false);

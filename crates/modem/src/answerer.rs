@@ -506,8 +506,12 @@ impl Answerer {
             }
             Phase::GuardBefore { .. } => {
                 self.transmits.push_back(b"+++".to_vec());
+                // The modem answers `+++` with OK once the guard time has
+                // passed; half a guard time more lets that OK arrive (and be
+                // ignored) before `ATH` goes out, so it is never taken for
+                // the answer to `ATH` (and `ATH`'s for the next command).
                 self.phase = Phase::GuardAfter {
-                    until: now + self.cfg.guard_time,
+                    until: now + self.cfg.guard_time + self.cfg.guard_time / 2,
                 };
             }
             Phase::GuardAfter { .. } => {

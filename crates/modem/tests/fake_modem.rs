@@ -736,8 +736,17 @@ fn start_with_hang_up_drops_dtr_before_init_and_escapes_a_modem_left_online() {
     assert_eq!(m.poll_transmit(), None, "guard time before +++");
     m.handle_timeout(t0 + Duration::from_millis(1500));
     assert_eq!(m.poll_transmit(), Some(b"+++".to_vec()));
-    m.handle_timeout(t0 + Duration::from_millis(2500));
+    // The modem's OK to +++ comes a guard time later, maybe a little late:
+    // it is not taken for ATH's answer, ATH waits another half guard time.
+    m.handle_input(t0 + Duration::from_millis(2600), b"\r\nOK\r\n");
+    m.handle_timeout(t0 + Duration::from_millis(2600));
+    assert_eq!(m.poll_transmit(), None);
+    m.handle_timeout(t0 + Duration::from_millis(3000));
     assert_eq!(m.poll_transmit(), Some(b"ATH\r".to_vec()));
+    assert_eq!(m.state(), State::HangingUp, "waiting for ATH's own OK");
+    m.carrier_changed(t0 + Duration::from_millis(3050), false);
+    m.handle_input(t0 + Duration::from_millis(3100), b"\r\nOK\r\n");
+    assert_eq!(m.poll_transmit(), Some(b"ATZ\r".to_vec()));
 }
 
 #[test]
