@@ -100,22 +100,24 @@ pub struct ModemStream<'a> {
 }
 
 impl<'a> ModemStream<'a> {
-    /// A stream over `port` that first yields `prefix`.
-    pub fn new(port: &'a mut SerialLine, prefix: Vec<u8>, flag: Arc<CarrierFlag>) -> Self {
+    /// A stream over `port` that first yields `prefix` (then drops a first
+    /// `\n` from the device when `skip_lf`); with `lines`, DCD is checked
+    /// on each chunk read, and data read after it dropped is discarded and
+    /// the stream ends.
+    fn new(
+        port: &'a mut SerialLine,
+        prefix: Vec<u8>,
+        skip_lf: bool,
+        lines: Option<&'a Mutex<DynLines>>,
+        flag: Arc<CarrierFlag>,
+    ) -> Self {
         ModemStream {
             port,
             prefix,
             flag,
-            lines: None,
-            skip_lf: false,
+            lines,
+            skip_lf,
         }
-    }
-
-    /// DCD is checked on each chunk read; data read after it dropped is
-    /// discarded and the stream ends.
-    fn watching(mut self, lines: Option<&'a Mutex<DynLines>>) -> Self {
-        self.lines = lines;
-        self
     }
 
     /// Whether DCD is down now (then the flag is set).
@@ -127,12 +129,6 @@ impl<'a> ModemStream<'a> {
             return true;
         }
         false
-    }
-
-    /// The first byte read from the device is dropped if it is `\n`.
-    fn skipping_connect_lf(mut self, skip: bool) -> Self {
-        self.skip_lf = skip;
-        self
     }
 }
 
@@ -746,9 +742,7 @@ async fn serve_watched(
     if lines.is_some() {
         who.carrier = Some(flag.clone());
     }
-    let mut stream = ModemStream::new(port, prefix, flag.clone())
-        .skipping_connect_lf(skip_lf)
-        .watching(lines);
+    let mut stream = ModemStream::new(port, prefix, skip_lf, lines, flag.clone());
     let served = crate::serve::serve_caller(rt, &mut stream, who, leg, shutdown.clone());
     tokio::pin!(served);
     let mut tick = tokio::time::interval(poll);

@@ -144,6 +144,19 @@ fn users(s: &Setup, users: &[(&str, &str)]) {
     }
 }
 
+/// After the `Username: ` prompt: logs in as alice and waits for the
+/// hand-off program's greeting.
+fn log_in_as_alice(caller: &mut PtyLine, seen: &mut Vec<u8>) {
+    caller.send(b"alice\r");
+    assert!(caller.expect("Password: ", seen, T));
+    caller.send(b"s3cret\r");
+    assert!(
+        caller.expect("granted alice", seen, T),
+        "{}",
+        String::from_utf8_lossy(seen)
+    );
+}
+
 fn ring_interval() -> Duration {
     Duration::from_millis(200)
 }
@@ -244,10 +257,7 @@ fn an_auto_answering_modem_is_left_to_answer_by_itself() {
     let mut caller = PtyLine::open(&fm.caller_path());
     let mut seen = Vec::new();
     assert!(caller.expect("Username: ", &mut seen, T));
-    caller.send(b"alice\r");
-    assert!(caller.expect("Password: ", &mut seen, T));
-    caller.send(b"s3cret\r");
-    assert!(caller.expect("granted alice", &mut seen, T));
+    log_in_as_alice(&mut caller, &mut seen);
     assert!(
         !fm.commands().iter().any(|c| c == "ATA"),
         "dialgate never sent ATA: {:?}",
@@ -403,19 +413,9 @@ fn a_pool_answers_on_every_idle_line_at_once() {
     let mut second = PtyLine::open(&b.caller_path());
     let mut seen_b = Vec::new();
     assert!(second.expect("Username: ", &mut seen_b, T));
-    second.send(b"alice\r");
-    assert!(second.expect("Password: ", &mut seen_b, T));
-    second.send(b"s3cret\r");
-    assert!(
-        second.expect("granted alice", &mut seen_b, T),
-        "{}",
-        String::from_utf8_lossy(&seen_b)
-    );
+    log_in_as_alice(&mut second, &mut seen_b);
     // The first caller finishes too.
-    first.send(b"alice\r");
-    assert!(first.expect("Password: ", &mut seen_a, T));
-    first.send(b"s3cret\r");
-    assert!(first.expect("granted alice", &mut seen_a, T));
+    log_in_as_alice(&mut first, &mut seen_a);
     let r = s.wait_records(&["--outcome", "success"], 2, T);
     let mut devices: Vec<String> = r
         .iter()
@@ -516,14 +516,7 @@ fn a_direct_line_watches_dcd_only_when_it_is_wired() {
     // DCD low at the start of a call: not wired, not watched.
     std::thread::sleep(Duration::from_millis(100));
     let mut seen = Vec::new();
-    caller.send(b"alice\r");
-    assert!(caller.expect("Password: ", &mut seen, T));
-    caller.send(b"s3cret\r");
-    assert!(
-        caller.expect("granted alice", &mut seen, T),
-        "{}",
-        String::from_utf8_lossy(&seen)
-    );
+    log_in_as_alice(&mut caller, &mut seen);
     let r = s.wait_records(&["--outcome", "success"], 1, T);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["device"], path.display().to_string());
@@ -582,14 +575,7 @@ fn a_modem_line_whose_dcd_is_not_wired_still_serves_its_calls() {
     let mut caller = PtyLine::open(&fm.caller_path());
     let mut seen = Vec::new();
     assert!(caller.expect("Username: ", &mut seen, T));
-    caller.send(b"alice\r");
-    assert!(caller.expect("Password: ", &mut seen, T));
-    caller.send(b"s3cret\r");
-    assert!(
-        caller.expect("granted alice", &mut seen, T),
-        "{}",
-        String::from_utf8_lossy(&seen)
-    );
+    log_in_as_alice(&mut caller, &mut seen);
     let r = s.wait_records(&["--outcome", "success"], 1, T);
     assert_eq!(r.len(), 1, "{:#?}", s.records(&[]));
 }
@@ -857,14 +843,7 @@ fn soak_a_thousand_calls_in_a_row_on_one_line() {
         if call % 100 == 99 {
             // Now and then a whole login and hand-off, then the caller's
             // modem hangs up after the program's greeting.
-            caller.send(b"alice\r");
-            assert!(caller.expect("Password: ", &mut seen, T));
-            caller.send(b"s3cret\r");
-            assert!(
-                caller.expect("granted alice", &mut seen, T),
-                "call {call}: {}",
-                String::from_utf8_lossy(&seen)
-            );
+            log_in_as_alice(&mut caller, &mut seen);
             logins += 1;
         } else {
             caller.send(b"al");
