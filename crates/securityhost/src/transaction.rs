@@ -27,8 +27,12 @@
 //! - After Complete or End has been called, Send and Receive get
 //!   `ERROR_INVALID_PORT_HANDLE` (or 619 once the caller is gone), and a
 //!   pending Receive is dropped without its event.
-//! - End after a Complete is waited for at most the grace period; a module
-//!   whose End never returns is a defect, but the verdict stands.
+//! - A verdict stands only once End has returned after it (spec section
+//!   2.5: End must return). End after a Complete is waited for at most the
+//!   grace period; an End that never returns, or a module defect reported
+//!   before End returned (its worker process died, its End panicked), ends
+//!   the transaction as that defect, never a grant: memory corruption that
+//!   forges a SUCCESS and then crashes fails closed.
 //! - If Begin never returns, the transaction ends at the dialog time limit
 //!   plus the grace period, as a timeout with the defect noted.
 //! - Bytes the module did not read stay in the backlog: after a SUCCESS the
@@ -366,8 +370,7 @@ impl Transaction {
             }
             Phase::Cleanup => {
                 if self.grace_deadline.is_some_and(|d| now >= d) {
-                    self.defects.push(Defect::EndHung);
-                    self.finish_with_verdict();
+                    self.defect_before_end_returned(Defect::EndHung);
                 }
             }
             Phase::Aborting => {
@@ -426,9 +429,11 @@ impl Transaction {
     }
 
     /// The module broke in a way the host saw from outside (its Begin or
-    /// End panicked, its worker process died). A dialog still running ends
-    /// at once as that defect; otherwise the defect is noted beside the
-    /// outcome already decided.
+    /// End panicked, its worker process died, its worker saw it misuse a
+    /// host function). A dialog still running ends at once as that defect,
+    /// and so does one whose verdict is in but whose End has not returned
+    /// (the verdict does not stand); otherwise the defect is noted beside
+    /// the outcome already decided.
     pub fn module_defect(&mut self, defect: Defect) {
         match self.phase {
             Phase::Beginning | Phase::Dialog if self.abort.is_none() => {
@@ -439,10 +444,7 @@ impl Transaction {
                 self.defects.push(defect);
                 self.finish_aborted();
             }
-            Phase::Cleanup => {
-                self.defects.push(defect);
-                self.finish_with_verdict();
-            }
+            Phase::Cleanup => self.defect_before_end_returned(defect),
             Phase::Finished => self.defects.push(defect),
         }
     }
@@ -637,6 +639,18 @@ impl Transaction {
             None => Outcome::Defect(Defect::Other("no verdict".into())),
         };
         self.finish(outcome);
+    }
+
+    /// The module broke after its Complete and before End returned: a
+    /// SUCCESS does not stand (the outcome is the defect); a denial does,
+    /// with the defect noted beside it.
+    fn defect_before_end_returned(&mut self, defect: Defect) {
+        if matches!(self.first_complete, Some(Ok(Verdict::Success { .. }))) {
+            self.finish(Outcome::Defect(defect));
+        } else {
+            self.defects.push(defect);
+            self.finish_with_verdict();
+        }
     }
 
     fn finish_aborted(&mut self) {

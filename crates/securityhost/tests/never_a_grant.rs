@@ -1,6 +1,7 @@
 //! Property: whatever a module and a caller do, in any order, the outcome is
 //! a grant only when the first Complete was a valid SUCCESS that came before
-//! any abort, and every run ends within bounded time.
+//! any abort, End returned after it before any module defect was reported
+//! (spec section 2.5), and every run ends within bounded time.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ enum Op {
     CompleteFailure,
     CompleteError(u32),
     CompleteGarbage(u32, u64, u32, u8),
+    ModuleDefect,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -46,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
             any::<u8>()
         )
             .prop_map(|(a, b, c, d)| Op::CompleteGarbage(a, b, c, d)),
+        Just(Op::ModuleDefect),
     ]
 }
 
@@ -67,6 +70,9 @@ proptest! {
         let mut aborted = false;
         let mut outcome = None;
         let mut end_calls = 0;
+        // After the first Complete: End returned before any module defect.
+        let mut end_returned_after_complete = false;
+        let mut defect_before_end_returned = false;
         let run = |tx: &mut Transaction, op: &Op, now: Instant| {
             match op {
                 Op::BeginReturned(c) => tx.begin_returned(*c, now),
@@ -86,6 +92,7 @@ proptest! {
                     m.user_name = [*fillb; UNLEN + 1];
                     tx.complete(&m, now);
                 }
+                Op::ModuleDefect => tx.module_defect(Defect::Other("worker died".into())),
             }
         };
         for op in &ops {
@@ -99,6 +106,13 @@ proptest! {
                 || (matches!(op, Op::Tick(_)) && now >= t0 + Duration::from_secs(30));
             if aborting && first_complete_was_valid_success_before_abort.is_none() {
                 aborted = true;
+            }
+            if first_complete_was_valid_success_before_abort.is_some() && !was_finished {
+                match op {
+                    Op::EndReturned(_) if !defect_before_end_returned => end_returned_after_complete = true,
+                    Op::ModuleDefect if !end_returned_after_complete => defect_before_end_returned = true,
+                    _ => {}
+                }
             }
             run(&mut tx, op, now);
             for _ in tx.take_completions() {}
@@ -127,6 +141,7 @@ proptest! {
         prop_assert!(end_calls <= 1, "End called at most once");
         if outcome.granted().is_some() {
             prop_assert_eq!(first_complete_was_valid_success_before_abort, Some(true));
+            prop_assert!(!defect_before_end_returned, "a defect before End returned never grants");
         }
         prop_assert_eq!(tx.poll_timeout(), None);
     }

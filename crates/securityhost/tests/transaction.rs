@@ -135,19 +135,50 @@ fn complete_inside_begin_is_acted_on_when_begin_returns() {
     );
 }
 
+/// Spec section 2.5: End must return. A SUCCESS whose End never returns
+/// does not stand (issue 12, hole 9).
 #[test]
-fn end_that_never_returns_after_complete_keeps_the_verdict_and_is_a_defect() {
+fn hole_9_end_that_never_returns_after_success_is_a_defect_not_a_grant() {
     let mut t = T::begun();
     t.tx.complete(&success("alice"), t.at(1));
     t.actions();
     assert_eq!(t.tx.poll_timeout(), Some(t.at(6)));
     t.tx.handle_timeout(t.at(6));
+    assert_eq!(
+        t.actions(),
+        vec![Action::Finished(Outcome::Defect(Defect::EndHung))]
+    );
+}
+
+/// Issue 12, hole 9: the module broke (its worker died, its End panicked)
+/// after a SUCCESS and before End returned: no grant, a module defect.
+#[test]
+fn hole_9_a_defect_before_end_returned_withdraws_the_success() {
+    let mut t = T::begun();
+    t.tx.complete(&success("alice"), t.at(1));
+    assert_eq!(t.actions(), vec![Action::CallEnd]);
+    let died = Defect::Other("module worker died: SIGABRT".into());
+    t.tx.module_defect(died.clone());
+    assert_eq!(t.actions(), vec![Action::Finished(Outcome::Defect(died))]);
+    // End's late return changes nothing.
+    t.tx.end_returned(0, t.at(2));
+    assert!(t.actions().is_empty());
+
+    // Once End has returned, the verdict stands.
+    let mut t = T::begun();
+    t.tx.complete(&success("alice"), t.at(1));
+    t.actions();
+    t.tx.end_returned(0, t.at(2));
     let a = t.actions();
-    assert!(matches!(
-        &a[..],
-        [Action::Finished(Outcome::Verdict(Verdict::Success { .. }))]
-    ));
-    assert_eq!(t.tx.defects(), &[Defect::EndHung]);
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Finished(Outcome::Verdict(Verdict::Success { .. }))]
+        ),
+        "{a:?}"
+    );
+    t.tx.module_defect(Defect::Other("died later".into()));
+    assert!(t.actions().is_empty());
 }
 
 // ---- aborts: hang-up, time limit, shutdown, grace -----------------------
@@ -566,17 +597,24 @@ fn a_module_crash_during_the_dialog_is_a_defect() {
     );
 }
 
+/// A crash after SUCCESS and before End returned withdraws the grant
+/// (`hole_9_a_defect_before_end_returned_withdraws_the_success`); after a
+/// denial the denial stands and the defect is noted.
 #[test]
-fn a_module_crash_after_success_keeps_the_verdict_and_notes_the_defect() {
+fn a_module_crash_after_failure_keeps_the_denial_and_notes_the_defect() {
     let mut t = T::begun();
-    t.tx.complete(&success("alice"), t.at(0));
+    let msg = SecurityMessage::failure(H, "mallory", "").unwrap();
+    t.tx.complete(&msg, t.at(0));
     t.actions();
     t.tx.module_defect(Defect::Other("End panicked".into()));
     let a = t.actions();
-    assert!(matches!(
-        &a[..],
-        [Action::Finished(Outcome::Verdict(Verdict::Success { .. }))]
-    ));
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Finished(Outcome::Verdict(Verdict::Failure { .. }))]
+        ),
+        "{a:?}"
+    );
     assert_eq!(t.tx.defects().len(), 1);
 }
 
