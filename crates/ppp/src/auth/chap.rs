@@ -146,8 +146,16 @@ impl ChapAuthenticator {
         }
     }
 
-    /// The Failure packet for `id`; for MS-CHAPv2 with the next challenge.
-    fn failure_packet(&self, id: u8, message: &str, retry: bool, next: Option<&[u8]>) -> Vec<u8> {
+    /// The Failure packet for `id`; for MS-CHAPv2 with `E=error` and the
+    /// next challenge.
+    fn failure_packet(
+        &self,
+        id: u8,
+        error: u32,
+        message: &str,
+        retry: bool,
+        next: Option<&[u8]>,
+    ) -> Vec<u8> {
         let text = bounded(message).as_bytes();
         let body = match self.protocol {
             AuthProtocol::MsChapV2 => {
@@ -156,7 +164,7 @@ impl ChapAuthenticator {
                     c.copy_from_slice(n);
                 }
                 MsChapV2Failure {
-                    error: super::wire::MSCHAP_ERROR_AUTHENTICATION_FAILURE,
+                    error,
                     retry,
                     challenge: Some(c),
                     version: Some(3),
@@ -262,8 +270,13 @@ impl ChapAuthenticator {
                     // Re-challenge answered under another name: final.
                     let user = user.clone();
                     let next = self.source.next(16);
-                    let failure =
-                        self.failure_packet(id, "Authentication failed", false, Some(&next));
+                    let failure = self.failure_packet(
+                        id,
+                        super::wire::MSCHAP_ERROR_AUTHENTICATION_FAILURE,
+                        "Authentication failed",
+                        false,
+                        Some(&next),
+                    );
                     self.out.transmits.push_back(failure.clone());
                     self.last_failure = Some((SecretBytes(raw.to_vec()), failure));
                     self.fail(Some(user), FailureReason::UserChanged);
@@ -336,7 +349,11 @@ impl ChapAuthenticator {
                     });
                 }
             }
-            Verdict::Reject { message } => {
+            Verdict::Reject { message, code } => {
+                let error = match self.protocol {
+                    AuthProtocol::MsChapV2 => super::wire::mschap_failure_code(code),
+                    _ => super::wire::MSCHAP_ERROR_AUTHENTICATION_FAILURE,
+                };
                 let message = if message.is_empty() {
                     "Authentication failed".to_owned()
                 } else {
@@ -346,16 +363,18 @@ impl ChapAuthenticator {
                 if !rechallenge {
                     self.attempts += 1;
                 }
-                let retry = !rechallenge && self.attempts < self.config.max_attempts;
+                // Only a wrong password may be tried again (RFC 2759 §6).
+                let retry = !rechallenge
+                    && self.attempts < self.config.max_attempts
+                    && error == super::wire::MSCHAP_ERROR_AUTHENTICATION_FAILURE;
                 let next = self.source.next(self.challenge_len());
-                let failure = self.failure_packet(id, &message, retry, Some(&next));
+                let failure = self.failure_packet(id, error, &message, retry, Some(&next));
                 self.out.transmits.push_back(failure.clone());
                 self.last_failure = Some((response, failure));
                 if retry {
                     self.send_challenge(now, id.wrapping_add(1), next);
                 } else {
-                    let code = (self.protocol == AuthProtocol::MsChapV2)
-                        .then_some(super::wire::MSCHAP_ERROR_AUTHENTICATION_FAILURE);
+                    let code = (self.protocol == AuthProtocol::MsChapV2).then_some(error);
                     self.fail(Some(user), FailureReason::Rejected { message, code });
                 }
             }

@@ -44,7 +44,8 @@
 //!
 //! # MS-CHAPv2 failures and retries
 //!
-//! Our authenticator sends `E=691 R=<r> C=<challenge> V=3 M=<message>`.
+//! Our authenticator sends `E=691 R=<r> C=<challenge> V=3 M=<message>`
+//! (or the 646/647/648/649 code a [`Verdict::Reject`] carries, with `R=0`).
 //! `R=1` only when [`AuthenticatorConfig::max_attempts`] leaves another try
 //! (pppd always sends `R=1` even when it then drops the link; we do not
 //! promise a retry we will not honour). On a retry, `C=` is the next
@@ -416,15 +417,34 @@ pub enum Verdict {
         /// Text for the PAP Nak / CHAP Failure (after `M=` for MS-CHAPv2).
         /// Truncated to 255 octets for PAP.
         message: String,
+        /// MS-CHAPv2 only: the `E=` error code of the Failure, when the
+        /// verifier knows why (RFC 2759 §6: 646 restricted logon hours, 647
+        /// account disabled, 648 password expired, 649 no dial-in
+        /// permission, e.g. from a RADIUS MS-CHAP-Error). `None`, or a code
+        /// outside that list, sends 691 (authentication failure). Only 691
+        /// may offer a retry (`R=1`): another password cannot cure the
+        /// others. Ignored by PAP and CHAP-MD5.
+        code: Option<u32>,
     },
 }
 
 impl Verdict {
-    /// `Reject { message }`.
+    /// `Reject { message, code: None }`.
     #[must_use]
     pub fn reject(message: &str) -> Self {
         Verdict::Reject {
             message: message.to_owned(),
+            code: None,
+        }
+    }
+
+    /// `Reject { message, code: Some(code) }`: an MS-CHAPv2 Failure with
+    /// `E=code` (see [`Verdict::Reject`]).
+    #[must_use]
+    pub fn reject_with_code(message: &str, code: u32) -> Self {
+        Verdict::Reject {
+            message: message.to_owned(),
+            code: Some(code),
         }
     }
 

@@ -169,7 +169,7 @@ impl PapAuthenticator {
                     protocol: AuthProtocol::Pap,
                 });
             }
-            Verdict::Reject { message } => {
+            Verdict::Reject { message, .. } => {
                 let nak = PapPacket::Nak {
                     id,
                     message: pap_message(&message),

@@ -40,6 +40,21 @@ pub const MSCHAP_ERROR_PASSWD_EXPIRED: u32 = 648;
 /// MS-CHAPv2 error code "no dial-in permission" (RFC 2759 §6).
 pub const MSCHAP_ERROR_NO_DIALIN_PERMISSION: u32 = 649;
 
+/// The `E=` code an MS-CHAPv2 Failure carries for a verifier's `code`:
+/// 646, 647, 648 and 649 as given, anything else (or none) 691.
+#[must_use]
+pub fn mschap_failure_code(code: Option<u32>) -> u32 {
+    match code {
+        Some(
+            c @ (MSCHAP_ERROR_RESTRICTED_LOGON_HOURS
+            | MSCHAP_ERROR_ACCT_DISABLED
+            | MSCHAP_ERROR_PASSWD_EXPIRED
+            | MSCHAP_ERROR_NO_DIALIN_PERMISSION),
+        ) => c,
+        _ => MSCHAP_ERROR_AUTHENTICATION_FAILURE,
+    }
+}
+
 /// Largest packet Length a 16-bit field can carry.
 const MAX_PACKET_LEN: usize = 0xffff;
 
