@@ -137,7 +137,7 @@ async fn handshake(
 
 fn rejected_with(h: &Handshake) -> Option<&str> {
     match h.verdicts.last() {
-        Some(Verdict::Reject { message }) => Some(message),
+        Some(Verdict::Reject { message, .. }) => Some(message),
         _ => None,
     }
 }
