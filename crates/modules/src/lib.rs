@@ -18,6 +18,7 @@
 pub mod chain;
 pub mod codes;
 pub mod exec;
+mod libpam;
 pub mod line;
 pub mod pam;
 pub mod pin;

@@ -33,9 +33,13 @@
 //!   dialog stops (End follows). A line longer than 256 bytes: FAILURE with
 //!   the name so far.
 //!
-//! Known limit: the answer handed to PAM is copied by `pam-client2` into a
-//! `CString` and PAM's own buffer; those copies are not zeroed by us (PAM
-//! frees them). Our line buffers are.
+//! PAM itself is loaded at run time from `libpam.so.0` ([`crate::libpam`]),
+//! so building the server needs no `libpam0g-dev`; a machine without the
+//! library gets [`PamConfigError::Library`] when the module is built.
+//!
+//! Known limit: the answer handed to PAM is copied into PAM's own buffer,
+//! which PAM frees without zeroing it; our line buffers and our copy of
+//! the answer are zeroed.
 
 use std::ffi::{CStr, CString};
 use std::future::Future;
@@ -44,7 +48,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Poll, Wake, Waker};
 
-use pam_client2::{Context, ConversationHandler, ErrorCode, Flag};
+use crate::libpam::{Context, ConversationHandler, ErrorCode, Flag};
 use securityhost::consts::NO_ERROR;
 use securityhost::{BeginArgs, HPort, SecurityModule};
 use tokio::runtime::Handle;
@@ -152,6 +156,9 @@ pub enum PamConfigError {
     /// outside `[A-Za-z0-9._+@-]`.
     #[error("PAM service name {0:?} is not a plain file name (letters, digits, . _ - + @)")]
     BadService(String),
+    /// `libpam.so.0` cannot be loaded (or lacks a function).
+    #[error("PAM is not available: {0}")]
+    Library(String),
 }
 
 /// Counters of a [`PamModule`] (for metrics and tests).
@@ -227,6 +234,7 @@ impl PamModule {
         }
         check_domain(&opts.domain)?;
         check_service(&opts.service)?;
+        crate::libpam::available().map_err(PamConfigError::Library)?;
         Ok(PamModule {
             inner: Arc::new(Inner {
                 handle,
