@@ -60,6 +60,20 @@ pub enum Error {
         /// Highest version this build knows.
         supported: i64,
     },
+    /// A reader found a schema older than this build's: only the writer
+    /// ([`crate::EventLog::open`], i.e. `dialgate serve`) migrates, a
+    /// reader never writes the file.
+    #[error(
+        "event log {path}: schema version {found} is older than this dialgate's ({current}); `dialgate serve` migrates it when it next starts"
+    )]
+    OlderSchema {
+        /// The file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+        /// The version this build writes.
+        current: i64,
+    },
     /// SQLite refused to use write-ahead logging for this file.
     #[error("event log {path}: cannot enable WAL mode (journal mode is `{mode}`)")]
     NoWal {

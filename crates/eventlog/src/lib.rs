@@ -36,5 +36,6 @@ pub use record::{
     TRUNCATED_MARK, normalize_time, write_json_lines,
 };
 pub use store::{
-    APPLICATION_ID, EventLog, FOLLOW_BATCH, Options, Reader, SCHEMA_VERSION, Stats, Writer,
+    APPLICATION_ID, EventLog, FOLLOW_BATCH, Options, Reader, SCHEMA_VERSION, StallGate, Stats,
+    Writer,
 };

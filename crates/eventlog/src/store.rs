@@ -90,6 +90,10 @@ pub struct Options {
     /// its previous commit held before committing fewer. Trades at most
     /// this much latency for fewer fsyncs under load. Default 200 µs.
     pub group_linger: Duration,
+    /// A test hook standing in for a hung disk: while the gate is stalled
+    /// the writer thread waits before each commit, and records stay queued.
+    /// Default none.
+    pub stall: Option<StallGate>,
 }
 
 impl Default for Options {
@@ -99,9 +103,65 @@ impl Default for Options {
             max_size_bytes: None,
             max_batch: 1024,
             group_linger: Duration::from_micros(200),
+            stall: None,
         }
     }
 }
+
+/// Makes the writer thread hang before its next commit, as a stalled disk
+/// would (see [`Options::stall`]); for tests of what waits on the log.
+#[derive(Clone, Default)]
+pub struct StallGate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl StallGate {
+    /// A gate that is open (the writer commits normally).
+    pub fn new() -> StallGate {
+        StallGate::default()
+    }
+
+    /// From now on the writer waits before committing.
+    pub fn stall(&self) {
+        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Lets the writer go on: everything queued is committed.
+    pub fn release(&self) {
+        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.0.1.notify_all();
+    }
+
+    /// Whether the gate is stalled now.
+    pub fn is_stalled(&self) -> bool {
+        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait(&self) {
+        let mut stalled = self.0.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while *stalled {
+            stalled = self
+                .0
+                .1
+                .wait(stalled)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl std::fmt::Debug for StallGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StallGate")
+            .field("stalled", &self.is_stalled())
+            .finish()
+    }
+}
+
+impl PartialEq for StallGate {
+    fn eq(&self, other: &StallGate) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StallGate {}
 
 type AppendResult = Result<i64, Error>;
 
@@ -210,6 +270,7 @@ impl EventLog {
             max_batch: opts.max_batch.max(1),
             linger: opts.group_linger,
             stats: stats.clone(),
+            stall: opts.stall.clone(),
         };
         let thread_path = path.clone();
         let thread = std::thread::Builder::new()
@@ -271,6 +332,27 @@ impl EventLog {
     /// with [`Error::Closed`].
     pub fn close(mut self) {
         self.shutdown();
+    }
+
+    /// [`EventLog::close`], waiting at most `limit` for the records queued
+    /// (a hung disk can hold them for ever). `true` when everything was
+    /// committed and the writer stopped; `false` when the limit passed
+    /// first: [`Writer::pending`] records were then not written, and the
+    /// writer thread is left to finish them (or to end with the process).
+    pub fn close_within(mut self, limit: Duration) -> bool {
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        if self.writer.tx.send(Msg::Shutdown(done_tx)).is_ok()
+            && let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit)
+        {
+            return false;
+        }
+        if thread.join().is_err() {
+            tracing::error!(path = %self.path.display(), "event log writer thread panicked");
+        }
+        true
     }
 
     fn shutdown(&mut self) {
@@ -356,9 +438,17 @@ impl Writer {
     fn send(&self, mut rec: Record, reply: Reply) -> Result<(), Error> {
         rec.normalize();
         rec.id = None;
-        self.tx
-            .send(Msg::Append(rec, reply))
-            .map_err(|_| self.closed())
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(Msg::Append(rec, reply)).map_err(|_| {
+            self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+            self.closed()
+        })
+    }
+
+    /// Records queued and not yet answered (committed or failed): more than
+    /// a few only while the writer is slow or stalled.
+    pub fn pending(&self) -> u64 {
+        self.stats.pending.load(Ordering::Relaxed)
     }
 
     fn closed(&self) -> Error {
@@ -373,6 +463,10 @@ impl Writer {
 pub struct Reader {
     path: Arc<PathBuf>,
     conn: Mutex<Connection>,
+    /// Opened with `immutable=1` because no WAL index could be made (a
+    /// directory we cannot write, and no writer had the log open). Reopened
+    /// normally once a writer shows up (its `-wal` file appears).
+    immutable: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Reader {
@@ -382,8 +476,12 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    /// Open an existing log for queries; it is not created if missing
-    /// ([`Error::NotFound`]). An older schema is migrated.
+    /// Open an existing log for queries, **read-only**: the file is never
+    /// written, created ([`Error::NotFound`] if missing), migrated or
+    /// switched to WAL. A schema newer ([`Error::NewerSchema`]) or older
+    /// ([`Error::OlderSchema`]: only the writer migrates) than this build's
+    /// is refused. A log in a directory the reader cannot write (no WAL
+    /// index can be made) is read as immutable while no writer has it open.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Reader, Error> {
         let path = Arc::new(path.as_ref().to_path_buf());
         if !path.exists() {
@@ -391,16 +489,27 @@ impl Reader {
                 path: path.to_path_buf(),
             });
         }
-        let opts = Options::default();
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path.as_path(), flags)
-            .map_err(|e| sqlite(&path, "open", e))?;
-        setup_connection(&conn, &path, &opts)?;
-        migrate(&mut conn, &path)?;
+        let (conn, immutable) = open_read_only(&path)?;
+        check_schema_read_only(&conn, &path)?;
         Ok(Reader {
             path,
             conn: Mutex::new(conn),
+            immutable: std::sync::atomic::AtomicBool::new(immutable),
         })
+    }
+
+    /// After an immutable open, switch to a normal read-only connection as
+    /// soon as a writer has the log open, so `follow` sees its records.
+    fn refresh(&self) {
+        if !self.immutable.load(Ordering::Relaxed) || !wal_path(&self.path).exists() {
+            return;
+        }
+        if let Ok(conn) = plain_read_only(&self.path)
+            && probe(&conn).is_ok()
+        {
+            *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = conn;
+            self.immutable.store(false, Ordering::Relaxed);
+        }
     }
 
     fn open_conn(path: Arc<PathBuf>, opts: &Options) -> Result<Reader, Error> {
@@ -412,6 +521,7 @@ impl Reader {
         Ok(Reader {
             path,
             conn: Mutex::new(conn),
+            immutable: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -464,6 +574,7 @@ impl Reader {
     /// start) sees every later record exactly once. When a call returns a
     /// full batch, call again at once; when it returns fewer, sleep and poll.
     pub fn follow(&self, last_id: i64, filter: &Filter) -> Result<Vec<Record>, Error> {
+        self.refresh();
         let (where_sql, mut args) = where_clause(filter);
         args.push(rusqlite::types::Value::Integer(last_id));
         let n = i64::try_from(filter.limit.unwrap_or(FOLLOW_BATCH)).unwrap_or(i64::MAX);
@@ -481,6 +592,7 @@ impl Reader {
 
     /// The largest id stored, `None` if the log is empty.
     pub fn last_id(&self) -> Result<Option<i64>, Error> {
+        self.refresh();
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         conn.query_row("SELECT max(id) FROM records", [], |r| r.get(0))
             .map_err(|e| sqlite(&self.path, "read last id", e))
@@ -644,6 +756,114 @@ fn check_parent(path: &Path) -> Result<(), Error> {
     }
 }
 
+fn wal_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+fn plain_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Options::default().busy_timeout)?;
+    Ok(conn)
+}
+
+/// Reads page 1: a WAL log needs its WAL index (`-shm`) for that.
+fn probe(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+}
+
+/// A `file:` URI for `path` with `immutable=1` (RFC 3986 escapes).
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+/// A read-only connection (never `SQLITE_OPEN_READ_WRITE`, so nothing this
+/// process does can write the file), and whether it is immutable.
+///
+/// Reading a WAL log needs its `-shm` WAL index, which SQLite creates (with
+/// an empty `-wal`) when missing, and cannot in a directory the reader may
+/// not write. So while no writer has the log open (no `-wal` file: a
+/// writer that closes checkpoints and removes it) the file is read with
+/// `immutable=1`, which creates nothing; [`Reader::refresh`] switches to a
+/// normal connection once a writer appears.
+fn open_read_only(path: &Path) -> Result<(Connection, bool), Error> {
+    if wal_path(path).exists() {
+        let conn = plain_read_only(path).map_err(|e| sqlite(path, "open", e))?;
+        probe(&conn).map_err(|e| sqlite(path, "open", e))?;
+        return Ok((conn, false));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(immutable_uri(path), flags)
+        .map_err(|e| sqlite(path, "open", e))?;
+    probe(&conn).map_err(|e| sqlite(path, "open", e))?;
+    Ok((conn, true))
+}
+
+/// The checks of `migrate`, without writing: an event log of exactly this
+/// build's schema version.
+fn check_schema_read_only(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let op = |e| sqlite(path, "read schema version", e);
+    let app_id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(op)?;
+    if app_id != APPLICATION_ID {
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(op)?;
+        let why = match (app_id, tables) {
+            (0, 0) => "it is empty (has the server run yet?)".to_string(),
+            (0, _) => "it is a SQLite database with other tables".to_string(),
+            (id, _) => format!("its application_id is {id:#x}"),
+        };
+        return Err(Error::NotAnEventLog {
+            path: path.to_path_buf(),
+            why,
+        });
+    }
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .map_err(op)?;
+    if version < 0 {
+        return Err(Error::NotAnEventLog {
+            path: path.to_path_buf(),
+            why: format!("its schema version is {version}"),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < SCHEMA_VERSION {
+        return Err(Error::OlderSchema {
+            path: path.to_path_buf(),
+            found: version,
+            current: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
 fn setup_connection(conn: &Connection, path: &Path, opts: &Options) -> Result<(), Error> {
     conn.busy_timeout(opts.busy_timeout)
         .map_err(|e| sqlite(path, "set busy timeout", e))?;
@@ -674,8 +894,7 @@ fn setup_connection(conn: &Connection, path: &Path, opts: &Options) -> Result<()
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
     let op = |e| sqlite(path, "migrate schema", e);
-    // Fast path without the write lock (a `dialgate log` next to a busy
-    // server): already a current event log.
+    // Fast path without the write lock: already a current event log.
     let app_id: i32 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
         .map_err(op)?;
@@ -798,6 +1017,9 @@ fn writer_thread(mut conn: Connection, rx: mpsc::Receiver<Msg>, path: &Path, opt
             }
         }
         last_batch = batch.len().max(1);
+        if let Some(g) = &opts.stall {
+            g.wait();
+        }
         commit_batch(&mut conn, &mut batch, path, &opts.stats);
         if done.is_some() {
             break;
@@ -817,6 +1039,7 @@ struct WriterOpts {
     max_batch: usize,
     linger: Duration,
     stats: Arc<StatsCell>,
+    stall: Option<StallGate>,
 }
 
 #[derive(Default)]
@@ -824,6 +1047,8 @@ struct StatsCell {
     records: AtomicU64,
     commits: AtomicU64,
     failed: AtomicU64,
+    /// Appended and not yet answered.
+    pending: AtomicU64,
 }
 
 impl StatsCell {
@@ -867,6 +1092,7 @@ fn commit_batch(
             // Records are not logged here: the caller emits the human line
             // (or, on failure, says what went unrecorded).
             for ((_, reply), id) in items.into_iter().zip(ids) {
+                stats.pending.fetch_sub(1, Ordering::Relaxed);
                 reply.send(Ok(id));
             }
         }
@@ -885,6 +1111,7 @@ fn commit_batch(
             );
             for (_, reply) in items {
                 let e = rusqlite::Error::SqliteFailure(code, msg.clone());
+                stats.pending.fetch_sub(1, Ordering::Relaxed);
                 reply.send(Err(sqlite(path, "append", e)));
             }
         }
@@ -892,6 +1119,7 @@ fn commit_batch(
             tracing::error!(path = %path.display(), error = %e, "event log append failed");
             stats.failed.fetch_add(1, Ordering::Relaxed);
             if let Some((_, reply)) = items.into_iter().next() {
+                stats.pending.fetch_sub(1, Ordering::Relaxed);
                 reply.send(Err(sqlite(path, "append", e)));
             }
         }
