@@ -1080,7 +1080,7 @@ impl PppRun<'_> {
                             peer_closing = true;
                         }
                     }
-                    Event::Verify(_) => {}
+                    Event::Verify(_) | Event::VerifyAborted(_) => {}
                     Event::Authenticated { user, protocol } => say(format_args!(
                         "authenticated as {} with {protocol:?}",
                         String::from_utf8_lossy(&user)
@@ -1141,7 +1141,7 @@ impl PppRun<'_> {
             if out.is_empty() {
                 while let Some(frame) = link.poll_transmit() {
                     out.extend_from_slice(&frame);
-                    if out.len() > 64 * 1024 {
+                    if out.len() >= link.tx_queue_max() {
                         break;
                     }
                 }
@@ -1154,9 +1154,12 @@ impl PppRun<'_> {
                 flush_deadline.get_or_insert(tokio::time::Instant::now() + Duration::from_secs(2));
             }
             let timer = link.poll_timeout().map(tokio::time::Instant::from_std);
-            let tun_live = up && tun_failed.is_none() && out.len() < 64 * 1024;
+            // Back-pressure: while the link's transmit queue is full, read
+            // neither the line (its answers would queue) nor the tun.
+            let room = link.pending_tx_bytes() < link.tx_queue_max();
+            let tun_live = up && tun_failed.is_none() && room;
             tokio::select! {
-                r = rd.read(&mut buf), if !eof => match r {
+                r = rd.read(&mut buf), if !eof && room => match r {
                     Ok(0) | Err(_) => {
                         eof = true;
                         out.clear();
@@ -1310,6 +1313,8 @@ fn exit_for(cause: Option<&DownCause>, o: &Outcome) -> Exit {
             | DownCause::LcpFailed(_)
             | DownCause::IpcpFailed(_)
             | DownCause::AuthRejected
+            | DownCause::AuthTimeout
+            | DownCause::TooManyRenegotiations(_)
             | DownCause::LoopedBack,
         ) => Exit::PppNegotiation,
         Some(DownCause::AuthFailed(_)) => Exit::PppAuth,

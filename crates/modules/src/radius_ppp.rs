@@ -231,7 +231,11 @@ impl TerminateCause {
             D::LocalClose(_) => TerminateCause::NasRequest,
             D::PeerTerminated(_) => TerminateCause::UserRequest,
             D::NoResponse | D::EchoTimeout(_) | D::Hangup => TerminateCause::LostCarrier,
-            D::LcpFailed(_) | D::AuthFailed(_) | D::AuthRejected => TerminateCause::UserError,
+            D::LcpFailed(_)
+            | D::AuthFailed(_)
+            | D::AuthRejected
+            | D::AuthTimeout
+            | D::TooManyRenegotiations(_) => TerminateCause::UserError,
             D::IpcpFailed(_) => TerminateCause::ServiceUnavailable,
             D::LoopedBack => TerminateCause::PortError,
         }

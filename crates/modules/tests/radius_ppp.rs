@@ -106,7 +106,7 @@ async fn handshake(
                 Event::Verify(req) => {
                     let v = rp.verify(&req.credentials, Some("192.0.2.7")).await;
                     verdicts.push(v.clone());
-                    auth.verified(now, v).unwrap();
+                    auth.verified(now, req.id, v).unwrap();
                 }
                 Event::Succeeded { .. } => auth_result = Some(true),
                 Event::Failed { .. } => auth_result = Some(false),

@@ -108,7 +108,7 @@ fn session(seed: u64, auth: AuthProtocol) -> (Duration, Duration, usize) {
         while let Some(e) = server.poll_event() {
             if let Event::Verify(v) = e {
                 let verdict = v.credentials.verify_password("s3cret", "Login incorrect");
-                server.verified(now, verdict).expect("verdict");
+                server.verified(now, v.id, verdict).expect("verdict");
                 while let Some(b) = server.poll_transmit() {
                     to_client.push(b);
                 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{
     self, AuthProtocol, AuthStatus, Authenticator, AuthenticatorConfig, Peer, PeerConfig, Verdict,
-    VerifyRequest,
+    VerifyId, VerifyRequest,
 };
 use crate::fsm::{Fsm, FsmConfig, LayerAction, Received, State};
 use crate::hdlc::{Deframer, DeframerStats, Frame, TxOptions, encode_frame};
@@ -70,6 +70,14 @@ pub enum DownCause {
     LoopedBack,
     /// The line went away ([`Link::handle_hangup`]).
     Hangup,
+    /// Authentication did not complete within
+    /// [`LinkConfig::auth_timeout`] (a peer that never answers, or a host
+    /// whose check never returns).
+    AuthTimeout,
+    /// The peer renegotiated LCP more often than
+    /// [`LinkConfig::lcp_renegotiations_max`] allows (each renegotiation
+    /// restarts authentication); the number it tried.
+    TooManyRenegotiations(u32),
 }
 
 impl fmt::Display for DownCause {
@@ -87,6 +95,10 @@ impl fmt::Display for DownCause {
             DownCause::EchoTimeout(n) => write!(f, "{n} LCP echo requests unanswered"),
             DownCause::LoopedBack => f.write_str("link is looped back"),
             DownCause::Hangup => f.write_str("line hung up"),
+            DownCause::AuthTimeout => f.write_str("authentication timed out"),
+            DownCause::TooManyRenegotiations(n) => {
+                write!(f, "too many LCP renegotiations ({n})")
+            }
         }
     }
 }
@@ -96,8 +108,13 @@ impl fmt::Display for DownCause {
 pub enum Event {
     /// The link entered a new phase.
     Phase(Phase),
-    /// Server role: judge these credentials, then call [`Link::verified`].
+    /// Server role: judge these credentials, then call [`Link::verified`]
+    /// with the request's `id`.
     Verify(VerifyRequest),
+    /// Server role: the request with this id is void (LCP went down or
+    /// renegotiated, authentication restarted, or the link closed). Abort
+    /// its check; a verdict for it is refused ([`LinkError::StaleVerdict`]).
+    VerifyAborted(VerifyId),
     /// Authentication succeeded (server: the peer's user; client: ours).
     Authenticated {
         /// User name (raw octets).
@@ -147,6 +164,16 @@ pub enum LinkError {
     },
     /// No authentication is running, or it refused the call.
     Auth(String),
+    /// A verdict for a request that is not the pending one (answered
+    /// already, aborted by [`Event::VerifyAborted`], or never asked). It
+    /// was dropped and authenticated nothing.
+    StaleVerdict(VerifyId),
+    /// The transmit queue is full ([`LinkConfig::tx_queue_max`]): the IP
+    /// packet was dropped.
+    QueueFull {
+        /// Octets queued.
+        pending: usize,
+    },
 }
 
 impl fmt::Display for LinkError {
@@ -161,6 +188,14 @@ impl fmt::Display for LinkError {
                 )
             }
             LinkError::Auth(w) => write!(f, "caller misused authentication: {w}"),
+            LinkError::StaleVerdict(id) => write!(
+                f,
+                "caller gave a verdict for request {} which is not the pending one",
+                id.0
+            ),
+            LinkError::QueueFull { pending } => {
+                write!(f, "transmit queue full ({pending} octets): packet dropped")
+            }
         }
     }
 }
@@ -190,7 +225,34 @@ pub struct LinkConfig {
     pub echo_interval: Option<Duration>,
     /// Unanswered Echo-Requests tolerated before the link is closed.
     pub echo_max_missed: u32,
+    /// How long each Authenticate phase may last, from LCP Opened to
+    /// success, before the link closes with [`DownCause::AuthTimeout`]
+    /// (`None`: unbounded; default 30 s).
+    pub auth_timeout: Option<Duration>,
+    /// LCP renegotiations allowed after the first negotiation (each one
+    /// restarts authentication); one more closes the link with
+    /// [`DownCause::TooManyRenegotiations`]. Default 4.
+    pub lcp_renegotiations_max: u32,
+    /// Octets of encoded frames the link holds for the line at most
+    /// ([`Link::pending_tx_bytes`]); IP is dropped tail-first to make room
+    /// for control frames, and a frame that still does not fit is dropped.
+    /// One frame is always accepted into an empty queue. Default
+    /// [`DEFAULT_TX_QUEUE_MAX`].
+    pub tx_queue_max: usize,
+    /// Echo-Replies and Protocol-Rejects sent per second at most (a token
+    /// bucket holding as many; more are not sent). Default 10.
+    pub control_reply_rate: u32,
 }
+
+/// Default [`LinkConfig::tx_queue_max`]: 16 KiB, five 1500-octet packets
+/// with worst-case HDLC escaping plus margin.
+pub const DEFAULT_TX_QUEUE_MAX: usize = 16 * 1024;
+/// Default [`LinkConfig::auth_timeout`].
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`LinkConfig::lcp_renegotiations_max`].
+pub const DEFAULT_LCP_RENEGOTIATIONS_MAX: u32 = 4;
+/// Default [`LinkConfig::control_reply_rate`].
+pub const DEFAULT_CONTROL_REPLY_RATE: u32 = 10;
 
 impl LinkConfig {
     /// A server that assigns `peer` to the client, with `local` as its own
@@ -213,6 +275,10 @@ impl LinkConfig {
             credentials: None,
             echo_interval: Some(Duration::from_secs(30)),
             echo_max_missed: 4,
+            auth_timeout: Some(DEFAULT_AUTH_TIMEOUT),
+            lcp_renegotiations_max: DEFAULT_LCP_RENEGOTIATIONS_MAX,
+            tx_queue_max: DEFAULT_TX_QUEUE_MAX,
+            control_reply_rate: DEFAULT_CONTROL_REPLY_RATE,
         }
     }
 
@@ -245,6 +311,10 @@ impl LinkConfig {
             credentials: creds,
             echo_interval: Some(Duration::from_secs(30)),
             echo_max_missed: 4,
+            auth_timeout: Some(DEFAULT_AUTH_TIMEOUT),
+            lcp_renegotiations_max: DEFAULT_LCP_RENEGOTIATIONS_MAX,
+            tx_queue_max: DEFAULT_TX_QUEUE_MAX,
+            control_reply_rate: DEFAULT_CONTROL_REPLY_RATE,
         }
     }
 }
@@ -266,6 +336,43 @@ pub struct LinkStats {
     pub ip_in: u64,
     /// IPv4 packets sent.
     pub ip_out: u64,
+    /// Frames dropped because the transmit queue was full (IP dropped
+    /// tail-first, or a control frame that did not fit).
+    pub tx_dropped: u64,
+    /// Echo-Replies and Protocol-Rejects not sent because of the rate limit.
+    pub replies_limited: u64,
+    /// Verdicts refused as stale ([`LinkError::StaleVerdict`]).
+    pub stale_verdicts: u64,
+}
+
+/// A token bucket on the caller's clock (GCRA form): `rate` per second,
+/// bursts of `rate`.
+#[derive(Debug, Clone, Copy)]
+struct RateLimit {
+    interval: Duration,
+    tolerance: Duration,
+    tat: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        let per_second = per_second.max(1);
+        let interval = Duration::from_secs(1) / per_second;
+        RateLimit {
+            interval,
+            tolerance: interval * (per_second - 1),
+            tat: None,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let tat = self.tat.map_or(now, |t| t.max(now));
+        if tat.saturating_duration_since(now) > self.tolerance {
+            return false;
+        }
+        self.tat = Some(tat + self.interval);
+        true
+    }
 }
 
 enum AuthMachine {
@@ -311,7 +418,21 @@ pub struct Link {
     credentials: Option<PeerConfig>,
     phase: Phase,
     authenticated: bool,
-    transmit: VecDeque<Vec<u8>>,
+    /// Encoded frames for the line, each marked whether it is IP.
+    transmit: VecDeque<(Vec<u8>, bool)>,
+    tx_bytes: usize,
+    tx_max: usize,
+    replies: RateLimit,
+    /// The id the next verification request gets (unique for the link's
+    /// life, across authenticator restarts).
+    next_verify: u64,
+    /// The request the host is judging, if any.
+    pending_verify: Option<VerifyId>,
+    auth_timeout: Option<Duration>,
+    auth_deadline: Option<Instant>,
+    /// Times LCP reached Opened.
+    lcp_ups: u32,
+    lcp_renegotiations_max: u32,
     events: VecDeque<Event>,
     echo_interval: Option<Duration>,
     echo_max_missed: u32,
@@ -384,6 +505,15 @@ impl Link {
             phase: Phase::Dead,
             authenticated: false,
             transmit: VecDeque::new(),
+            tx_bytes: 0,
+            tx_max: config.tx_queue_max,
+            replies: RateLimit::new(config.control_reply_rate),
+            next_verify: 0,
+            pending_verify: None,
+            auth_timeout: config.auth_timeout,
+            auth_deadline: None,
+            lcp_ups: 0,
+            lcp_renegotiations_max: config.lcp_renegotiations_max,
             events: VecDeque::new(),
             echo_interval: config.echo_interval,
             echo_max_missed: config.echo_max_missed.max(1),
@@ -467,7 +597,28 @@ impl Link {
 
     /// The next bytes to write to the line.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.pop_front()
+        let (f, _) = self.transmit.pop_front()?;
+        self.tx_bytes -= f.len();
+        Some(f)
+    }
+
+    /// Octets of frames queued for the line (not yet taken by
+    /// [`poll_transmit`](Link::poll_transmit)). At most
+    /// [`tx_queue_max`](Link::tx_queue_max) plus one frame.
+    pub fn pending_tx_bytes(&self) -> usize {
+        self.tx_bytes
+    }
+
+    /// The transmit queue's bound ([`LinkConfig::tx_queue_max`]). A driver
+    /// should stop reading the line and its packet source while
+    /// [`pending_tx_bytes`](Link::pending_tx_bytes) is at or above it.
+    pub fn tx_queue_max(&self) -> usize {
+        self.tx_max
+    }
+
+    /// The request the host is judging (server role), if any.
+    pub fn pending_verify(&self) -> Option<VerifyId> {
+        self.pending_verify
     }
 
     /// The next event.
@@ -490,6 +641,7 @@ impl Link {
             self.ipcp.poll_timeout(),
             auth,
             self.echo_next,
+            self.auth_deadline,
         ]
         .into_iter()
         .flatten()
@@ -524,16 +676,50 @@ impl Link {
         if self.echo_next.is_some_and(|t| now >= t) {
             self.echo_tick(now);
         }
+        if self.auth_deadline.is_some_and(|t| now >= t) {
+            self.auth_deadline = None;
+            if !self.authenticated {
+                self.close_with(now, DownCause::AuthTimeout, "Authentication timed out");
+            }
+        }
         self.pump(now);
     }
 
-    /// The host's verdict on the pending [`Event::Verify`] (server role).
-    pub fn verified(&mut self, now: Instant, verdict: Verdict) -> Result<(), LinkError> {
+    /// The host's verdict on the [`Event::Verify`] whose id is `request`
+    /// (server role).
+    ///
+    /// # Errors
+    /// [`LinkError::StaleVerdict`] when `request` is not the pending
+    /// request (answered already, aborted by [`Event::VerifyAborted`], or
+    /// unknown): the verdict is dropped and changes nothing, in particular
+    /// it authenticates nobody. [`LinkError::Auth`] when the authenticator
+    /// refused it (an MS-CHAPv2 Accept without the authenticator response);
+    /// the request stays pending.
+    pub fn verified(
+        &mut self,
+        now: Instant,
+        request: VerifyId,
+        verdict: Verdict,
+    ) -> Result<(), LinkError> {
+        if self.pending_verify != Some(request) {
+            self.stats.stale_verdicts += 1;
+            return Err(LinkError::StaleVerdict(request));
+        }
         let AuthMachine::Server(a) = &mut self.auth else {
-            return Err(LinkError::Auth("no authentication is running".to_string()));
+            // Unreachable: a pending request implies a running authenticator.
+            self.pending_verify = None;
+            self.stats.stale_verdicts += 1;
+            return Err(LinkError::StaleVerdict(request));
         };
-        a.verified(now, verdict)
-            .map_err(|e| LinkError::Auth(e.to_string()))?;
+        match a.verified(now, request, verdict) {
+            Ok(()) => {}
+            Err(auth::AuthError::StaleVerdict) => {
+                self.stats.stale_verdicts += 1;
+                return Err(LinkError::StaleVerdict(request));
+            }
+            Err(e) => return Err(LinkError::Auth(e.to_string())),
+        }
+        self.pending_verify = None;
         self.pump(now);
         Ok(())
     }
@@ -549,8 +735,12 @@ impl Link {
                 mru: self.peer_mru,
             });
         }
+        if !self.send(protocol::IPV4, packet) {
+            return Err(LinkError::QueueFull {
+                pending: self.tx_bytes,
+            });
+        }
         self.stats.ip_out += 1;
-        self.send(protocol::IPV4, packet);
         Ok(())
     }
 
@@ -601,7 +791,8 @@ impl Link {
         self.last_discard = Some(why);
     }
 
-    fn send(&mut self, proto: u16, payload: &[u8]) {
+    /// Queues a frame; `false` if it was dropped because the queue is full.
+    fn send(&mut self, proto: u16, payload: &[u8]) -> bool {
         let mut out = Vec::new();
         encode_frame(
             proto,
@@ -609,8 +800,37 @@ impl Link {
             self.tx_opts.for_packet(proto, payload),
             &mut out,
         );
+        let is_ip = proto == protocol::IPV4;
+        if !is_ip {
+            // Control frames first: drop queued IP from the tail for room.
+            while self.tx_bytes + out.len() > self.tx_max {
+                let Some(i) = self.transmit.iter().rposition(|(_, ip)| *ip) else {
+                    break;
+                };
+                if let Some((f, _)) = self.transmit.remove(i) {
+                    self.tx_bytes -= f.len();
+                    self.stats.tx_dropped += 1;
+                }
+            }
+        }
+        if !self.transmit.is_empty() && self.tx_bytes + out.len() > self.tx_max {
+            self.stats.tx_dropped += 1;
+            return false;
+        }
         self.stats.frames_out += 1;
-        self.transmit.push_back(out);
+        self.tx_bytes += out.len();
+        self.transmit.push_back((out, is_ip));
+        true
+    }
+
+    /// Drops the authentication machine; a request the host is still
+    /// judging becomes void ([`Event::VerifyAborted`]).
+    fn drop_auth(&mut self) {
+        self.auth = AuthMachine::None;
+        self.auth_deadline = None;
+        if let Some(id) = self.pending_verify.take() {
+            self.events.push_back(Event::VerifyAborted(id));
+        }
     }
 
     fn close_with(&mut self, now: Instant, cause: DownCause, reason: &str) {
@@ -627,7 +847,7 @@ impl Link {
         if self.is_dead() {
             return;
         }
-        self.auth = AuthMachine::None;
+        self.drop_auth();
         self.echo_next = None;
         self.set_phase(Phase::Dead);
         let cause = self
@@ -672,8 +892,8 @@ impl Link {
                             self.discard(e.to_string());
                         }
                     }
-                    Some(_) => self.protocol_reject(f.protocol, &f.payload),
-                    None if lcp_open => self.protocol_reject(f.protocol, &f.payload),
+                    Some(_) => self.protocol_reject(now, f.protocol, &f.payload),
+                    None if lcp_open => self.protocol_reject(now, f.protocol, &f.payload),
                     None => self.stats.out_of_phase += 1,
                 }
             }
@@ -703,7 +923,7 @@ impl Link {
             }
             other => {
                 if lcp_open {
-                    self.protocol_reject(other, &f.payload);
+                    self.protocol_reject(now, other, &f.payload);
                 } else {
                     self.stats.out_of_phase += 1;
                 }
@@ -716,7 +936,11 @@ impl Link {
         self.lcp_id
     }
 
-    fn protocol_reject(&mut self, rejected: u16, info: &[u8]) {
+    fn protocol_reject(&mut self, now: Instant, rejected: u16, info: &[u8]) {
+        if !self.replies.allow(now) {
+            self.stats.replies_limited += 1;
+            return;
+        }
         let data = protocol_reject_data(rejected, info, self.peer_mru);
         let id = self.next_lcp_id();
         let pkt = build_packet(Code::ProtocolReject, id, &data);
@@ -734,6 +958,10 @@ impl Link {
                 };
                 if ours != 0 && magic == ours {
                     self.lcp.neg.note_loopback();
+                    return;
+                }
+                if !self.replies.allow(now) {
+                    self.stats.replies_limited += 1;
                     return;
                 }
                 let mut reply = ours.to_be_bytes().to_vec();
@@ -873,12 +1101,17 @@ impl Link {
         for e in events {
             progress = true;
             match e {
-                auth::Event::Verify(v) => self.events.push_back(Event::Verify(v)),
+                auth::Event::Verify(v) => {
+                    self.pending_verify = Some(v.id);
+                    self.next_verify = v.id.0.wrapping_add(1);
+                    self.events.push_back(Event::Verify(v));
+                }
                 auth::Event::Succeeded { user, protocol } => {
                     self.events
                         .push_back(Event::Authenticated { user, protocol });
                     if !self.authenticated {
                         self.authenticated = true;
+                        self.auth_deadline = None;
                         self.start_network(now);
                     }
                 }
@@ -922,8 +1155,22 @@ impl Link {
                 self.echo_missed = 0;
                 self.echo_next = self.echo_interval.map(|i| now + i);
                 self.authenticated = false;
+                self.drop_auth();
+                self.lcp_ups = self.lcp_ups.saturating_add(1);
+                let renegotiations = self.lcp_ups - 1;
+                if renegotiations > self.lcp_renegotiations_max {
+                    self.close_with(
+                        now,
+                        DownCause::TooManyRenegotiations(renegotiations),
+                        "Too many LCP renegotiations",
+                    );
+                    return;
+                }
                 match self.start_auth(now) {
-                    Ok(true) => self.set_phase(Phase::Authenticate),
+                    Ok(true) => {
+                        self.auth_deadline = self.auth_timeout.map(|d| now + d);
+                        self.set_phase(Phase::Authenticate);
+                    }
                     Ok(false) => {
                         self.authenticated = true;
                         self.start_network(now);
@@ -938,7 +1185,7 @@ impl Link {
                 self.peer_mru = crate::lcp::DEFAULT_MRU;
                 self.deframer.set_rx_accm(crate::hdlc::DEFAULT_ACCM);
                 self.echo_next = None;
-                self.auth = AuthMachine::None;
+                self.drop_auth();
                 let rand = &mut *self.rand;
                 self.ipcp.down(now, rand);
                 // IPCP's reaction: at most a tld; nothing is sent on Down.
@@ -988,6 +1235,7 @@ impl Link {
                     .ok_or("no authenticator configuration")?;
                 cfg.challenge_seed = seed;
                 let mut a = Authenticator::new(proto, cfg).map_err(|e| e.to_string())?;
+                a.continue_verify_ids(VerifyId(self.next_verify));
                 a.start(now);
                 self.auth = AuthMachine::Server(Box::new(a));
             }

@@ -118,7 +118,7 @@ fn chap_md5_our_server_reproduces_pppd_server() {
         req.credentials.verify_password("wrong-pw", "x"),
         Verdict::reject("x")
     );
-    a.verified(now, verdict).unwrap();
+    a.verified(now, req.id, verdict).unwrap();
     assert_eq!(a.poll_transmit().unwrap(), success);
 }
 
@@ -233,7 +233,7 @@ fn mschapv2_our_server_reproduces_pppd_server() {
     let verdict = req
         .credentials
         .verify_nt_hash(&nt_password_hash("s3cret"), "Access denied");
-    a.verified(now, verdict).unwrap();
+    a.verified(now, req.id, verdict).unwrap();
     // Byte for byte pppd's Success, S= and M=Access granted.
     assert_eq!(a.poll_transmit().unwrap(), packet(&v, "S->C", 3));
     assert!(matches!(a.poll_event(), Some(Event::Succeeded { user, .. }) if user == b"alice"));
@@ -298,7 +298,11 @@ fn mschapv2_wrong_password_matches_pppd() {
     let Some(Event::Verify(req)) = a.poll_event() else {
         panic!()
     };
-    a.verified(now, req.credentials.verify_nt_hash(&hash, "Access denied"))
+    a.verified(
+        now,
+        req.id,
+        req.credentials.verify_nt_hash(&hash, "Access denied"),
+    )
         .unwrap();
     let ours = a.poll_transmit().unwrap();
     let ChapPacket::Failure { id, message } = ChapPacket::parse(&ours).unwrap() else {
@@ -363,7 +367,7 @@ fn pap_our_server_answers_like_pppd() {
             password_ok,
             "{case}"
         );
-        a.verified(now, verdict).unwrap();
+        a.verified(now, r.id, verdict).unwrap();
         assert_eq!(a.poll_transmit().unwrap(), reply, "{case}");
     }
 }

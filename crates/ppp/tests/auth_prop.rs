@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ppp::auth::{
     AuthProtocol, AuthStatus, Authenticator, AuthenticatorConfig, ChapPacket, Event,
     MsChapV2Failure, MsChapV2Response, MsChapV2Success, PapPacket, Peer, PeerConfig, Verdict,
+    VerifyId,
 };
 use proptest::prelude::*;
 
@@ -158,11 +159,13 @@ proptest! {
                 Step::Accept => {
                     let v = Verdict::Accept { authenticator_response: Some([1; 20]) };
                     let pending = a.verification_pending();
-                    prop_assert_eq!(a.verified(now, v).is_ok(), pending);
+                    let id = a.pending_verify_id().unwrap_or(VerifyId(u64::MAX));
+                    prop_assert_eq!(a.verified(now, id, v).is_ok(), pending);
                 }
                 Step::Reject => {
                     let pending = a.verification_pending();
-                    prop_assert_eq!(a.verified(now, Verdict::reject("no")).is_ok(), pending);
+                    let id = a.pending_verify_id().unwrap_or(VerifyId(u64::MAX));
+                    prop_assert_eq!(a.verified(now, id, Verdict::reject("no")).is_ok(), pending);
                 }
                 Step::Answer { at, x } => {
                     if let Some(p) = &last_sent {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ppp::auth::{
     AuthError, AuthProtocol, AuthStatus, Authenticator, AuthenticatorConfig, Credentials, Event,
-    FailureReason, Peer, PeerConfig, Verdict, nt_password_hash,
+    FailureReason, Peer, PeerConfig, Verdict, VerifyId, nt_password_hash,
 };
 
 const ALL: [AuthProtocol; 3] = [
@@ -40,7 +40,7 @@ struct Sim {
     p_events: Vec<Event>,
     /// Verdicts are delivered this long after the Verify event.
     verify_delay: Duration,
-    pending_verdict: Option<(Instant, Verdict)>,
+    pending_verdict: Option<(Instant, VerifyId, Verdict)>,
     log: Vec<(Duration, Dir, Vec<u8>)>,
 }
 
@@ -105,7 +105,7 @@ impl Sim {
                     assert!(self.pending_verdict.is_none(), "two Verify at once");
                     let v = (self.verifier)(&req.credentials, self.verifies);
                     self.verifies += 1;
-                    self.pending_verdict = Some((self.now + self.verify_delay, v));
+                    self.pending_verdict = Some((self.now + self.verify_delay, req.id, v));
                 }
                 self.a_events.push(ev);
             }
@@ -121,7 +121,7 @@ impl Sim {
             let next = [
                 self.a.poll_timeout(),
                 self.p.poll_timeout(),
-                self.pending_verdict.as_ref().map(|(t, _)| *t),
+                self.pending_verdict.as_ref().map(|(t, _, _)| *t),
             ]
             .into_iter()
             .flatten()
@@ -132,11 +132,11 @@ impl Sim {
             }
             assert!(next >= self.now, "a timer went backwards");
             self.now = next;
-            if let Some((t, _)) = &self.pending_verdict
+            if let Some((t, _, _)) = &self.pending_verdict
                 && *t <= self.now
             {
-                let (_, v) = self.pending_verdict.take().unwrap();
-                self.a.verified(self.now, v).unwrap();
+                let (_, id, v) = self.pending_verdict.take().unwrap();
+                self.a.verified(self.now, id, v).unwrap();
             }
             self.a.handle_timeout(self.now);
             self.p.handle_timeout(self.now);
@@ -329,10 +329,13 @@ fn mschapv2_accept_without_authenticator_response_is_misuse() {
     p.start(start);
     p.handle_packet(start, &a.poll_transmit().unwrap()).unwrap();
     a.handle_packet(start, &p.poll_transmit().unwrap()).unwrap();
-    assert!(matches!(a.poll_event(), Some(Event::Verify(_))));
+    let Some(Event::Verify(req)) = a.poll_event() else {
+        panic!("no verify")
+    };
     assert!(matches!(
         a.verified(
             start,
+            req.id,
             Verdict::Accept {
                 authenticator_response: None
             }
@@ -342,11 +345,17 @@ fn mschapv2_accept_without_authenticator_response_is_misuse() {
     // Still pending; nothing sent.
     assert!(a.verification_pending());
     assert!(a.poll_transmit().is_none());
-    // verified() with nothing pending is misuse too.
-    a.verified(start, Verdict::reject("no")).unwrap();
+    // A verdict for another id is refused and changes nothing.
     assert!(matches!(
-        a.verified(start, Verdict::reject("no")),
-        Err(AuthError::Misuse(_))
+        a.verified(start, VerifyId(req.id.0 + 1), Verdict::reject("no")),
+        Err(AuthError::StaleVerdict)
+    ));
+    assert!(a.verification_pending());
+    // verified() with nothing pending is refused too.
+    a.verified(start, req.id, Verdict::reject("no")).unwrap();
+    assert!(matches!(
+        a.verified(start, req.id, Verdict::reject("no")),
+        Err(AuthError::StaleVerdict)
     ));
 }
 
@@ -609,8 +618,12 @@ fn rechallenge_answered_by_another_user_fails() {
     let Some(Event::Verify(req)) = a.poll_event() else {
         panic!("no verify")
     };
-    a.verified(start, req.credentials.verify_password("s3cret", "no"))
-        .unwrap();
+    a.verified(
+        start,
+        req.id,
+        req.credentials.verify_password("s3cret", "no"),
+    )
+    .unwrap();
     assert!(matches!(a.poll_event(), Some(Event::Succeeded { .. })));
     let _success = a.poll_transmit().unwrap();
     let t = a.poll_timeout().unwrap();

@@ -194,7 +194,7 @@ impl Replay {
             if let Event::Verify(v) = &e {
                 let verdict = v.credentials.verify_password(password, "Login incorrect");
                 self.events.push(e.clone());
-                self.link.verified(self.now, verdict).unwrap();
+                self.link.verified(self.now, v.id, verdict).unwrap();
                 while let Some(b) = self.link.poll_transmit() {
                     self.sent.extend(self.out.push_collect(&b));
                 }

@@ -138,9 +138,12 @@ fn misuse_is_reported() {
     ));
     let mut sim = up_sim();
     assert!(matches!(
-        sim.server
-            .verified(sim.now, ppp::auth::Verdict::reject("no")),
-        Err(LinkError::Auth(_))
+        sim.server.verified(
+            sim.now,
+            ppp::auth::VerifyId(0),
+            ppp::auth::Verdict::reject("no")
+        ),
+        Err(LinkError::StaleVerdict(_))
     ));
     let big = vec![0x45; 1501];
     assert!(matches!(

@@ -53,7 +53,7 @@ impl Harness<'_> {
                 let verdict = v
                     .credentials
                     .verify_password(self.password, "Login incorrect");
-                self.server.verified(self.now, verdict).unwrap();
+                self.server.verified(self.now, v.id, verdict).unwrap();
             }
             self.server_events.push(e);
         }

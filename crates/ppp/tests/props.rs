@@ -122,8 +122,8 @@ proptest! {
             link.handle_input(now, &encode(proto, &payload, opts));
             while link.poll_transmit().is_some() {}
             while let Some(e) = link.poll_event() {
-                if let ppp::Event::Verify(_) = e {
-                    let _ = link.verified(now, common::accept());
+                if let ppp::Event::Verify(v) = e {
+                    let _ = link.verified(now, v.id, common::accept());
                 }
             }
         }

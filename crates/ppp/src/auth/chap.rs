@@ -6,7 +6,7 @@ use super::crypto::{self, chap_md5_response, mschap_hash_user};
 use super::wire::{ChapPacket, MsChapV2Failure, MsChapV2Response, MsChapV2Success, packet_extent};
 use super::{
     AuthError, AuthProtocol, AuthStatus, AuthenticatorConfig, ChallengeSource, Credentials, Event,
-    FailureReason, Outbox, PeerConfig, SecretBytes, Verdict, VerifyRequest,
+    FailureReason, Outbox, PeerConfig, SecretBytes, Verdict, VerifyId,
 };
 
 /// Longest message text we put in a Success/Failure (keeps packets small).
@@ -40,6 +40,8 @@ enum AuthState {
         id: u8,
         response: SecretBytes,
         user: Vec<u8>,
+        /// The identity of the [`VerifyRequest`] the host is judging.
+        verify: VerifyId,
     },
     /// Succeeded with `response`, answered by `success`.
     Open {
@@ -282,23 +284,30 @@ impl ChapAuthenticator {
                     self.fail(Some(user), FailureReason::UserChanged);
                     return Ok(());
                 }
+                let verify = self.out.push_verify(credentials);
                 self.state = AuthState::Verifying {
                     id,
                     response: SecretBytes(raw.to_vec()),
                     user: name.to_vec(),
+                    verify,
                 };
-                self.out
-                    .events
-                    .push_back(Event::Verify(VerifyRequest { credentials }));
                 Ok(())
             }
         }
     }
 
-    pub(crate) fn verified(&mut self, now: Instant, verdict: Verdict) -> Result<(), AuthError> {
-        let AuthState::Verifying { id, .. } = &self.state else {
-            return Err(AuthError::Misuse("verified() with no verification pending"));
+    pub(crate) fn verified(
+        &mut self,
+        now: Instant,
+        for_request: VerifyId,
+        verdict: Verdict,
+    ) -> Result<(), AuthError> {
+        let AuthState::Verifying { id, verify, .. } = &self.state else {
+            return Err(AuthError::StaleVerdict);
         };
+        if *verify != for_request {
+            return Err(AuthError::StaleVerdict);
+        }
         let id = *id;
         // Validate before changing anything.
         let success_body = match (&verdict, self.protocol) {
@@ -438,6 +447,13 @@ impl ChapAuthenticator {
 
     pub(crate) fn verification_pending(&self) -> bool {
         matches!(self.state, AuthState::Verifying { .. })
+    }
+
+    pub(crate) fn pending_verify_id(&self) -> Option<VerifyId> {
+        match &self.state {
+            AuthState::Verifying { verify, .. } => Some(*verify),
+            _ => None,
+        }
     }
 }
 

@@ -23,8 +23,9 @@
 //! 3. Then, in any order, as things happen: `handle_packet(now, payload)`
 //!    for every received packet of [`AuthProtocol::ppp_protocol`],
 //!    `handle_timeout(now)` when the instant from `poll_timeout()` has
-//!    passed, and (authenticator only) `verified(now, verdict)` once the host
-//!    has judged a [`Event::Verify`].
+//!    passed, and (authenticator only) `verified(now, request.id, verdict)`
+//!    once the host has judged a [`Event::Verify`]. A verdict whose id is
+//!    not the pending request's is refused ([`AuthError::StaleVerdict`]).
 //! 4. After each of those calls, drain `poll_transmit()` (send each packet
 //!    with the protocol number) and `poll_event()` until `None`, then re-read
 //!    `poll_timeout()`.
@@ -200,6 +201,10 @@ pub enum AuthError {
     /// verification pending, an Accept without the MS-CHAPv2 authenticator
     /// response).
     Misuse(&'static str),
+    /// Our caller gave a verdict for a request that is not the pending one:
+    /// answered already, void since the authenticator restarted, or never
+    /// asked. The verdict is refused and authenticates nothing.
+    StaleVerdict,
 }
 
 impl fmt::Display for AuthError {
@@ -214,6 +219,9 @@ impl fmt::Display for AuthError {
             }
             AuthError::Unsupported(w) => write!(f, "unsupported by us: {w}"),
             AuthError::Misuse(w) => write!(f, "authentication API misuse by the caller: {w}"),
+            AuthError::StaleVerdict => f.write_str(
+                "authentication API misuse by the caller: a verdict for a request that is not the pending one",
+            ),
         }
     }
 }
@@ -393,10 +401,20 @@ impl Drop for Credentials {
     }
 }
 
+/// The identity of one [`VerifyRequest`]: the verdict must carry it back
+/// ([`Authenticator::verified`], `Link::verified`), so a late verdict can
+/// never be applied to another request. Unique within an authenticator
+/// (and, through [`Authenticator::continue_verify_ids`], within a link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VerifyId(pub u64);
+
 /// A request to the host: judge these credentials, then call
-/// [`Authenticator::verified`]. At most one is pending per authenticator.
+/// [`Authenticator::verified`] with its `id`. At most one is pending per
+/// authenticator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyRequest {
+    /// Which request this is; give it back with the verdict.
+    pub id: VerifyId,
     /// What the peer sent.
     pub credentials: Credentials,
 }
@@ -781,6 +799,19 @@ impl ChallengeSource {
 pub(crate) struct Outbox {
     pub(crate) transmits: VecDeque<Vec<u8>>,
     pub(crate) events: VecDeque<Event>,
+    /// The id the next [`VerifyRequest`] gets.
+    pub(crate) next_verify: u64,
+}
+
+impl Outbox {
+    /// Queues an [`Event::Verify`] for `credentials` under a fresh id.
+    pub(crate) fn push_verify(&mut self, credentials: Credentials) -> VerifyId {
+        let id = VerifyId(self.next_verify);
+        self.next_verify = self.next_verify.wrapping_add(1);
+        self.events
+            .push_back(Event::Verify(VerifyRequest { id, credentials }));
+        id
+    }
 }
 
 /// Server role: challenges the peer (CHAP) or waits for its password (PAP),
@@ -853,19 +884,53 @@ impl Authenticator {
         }
     }
 
-    /// The host's verdict on the pending [`Event::Verify`]. Sends the
-    /// Ack/Success or Nak/Failure (and, with tries left, a new Challenge).
+    /// The host's verdict on the pending [`Event::Verify`], whose
+    /// [`VerifyRequest::id`] is `request`. Sends the Ack/Success or
+    /// Nak/Failure (and, with tries left, a new Challenge).
     ///
-    /// Errors ([`AuthError::Misuse`], nothing changes): no verification
-    /// pending, or an MS-CHAPv2 Accept without the authenticator response.
+    /// Errors (nothing changes): [`AuthError::StaleVerdict`] when `request`
+    /// is not the pending request (or none is pending);
+    /// [`AuthError::Misuse`] for an MS-CHAPv2 Accept without the
+    /// authenticator response.
     ///
     /// No timer runs while a verification is pending (repeated Responses or
     /// Requests are absorbed); a host that never answers leaves the machine
     /// waiting, so the link must bound the Authenticate phase itself.
-    pub fn verified(&mut self, now: Instant, verdict: Verdict) -> Result<(), AuthError> {
+    pub fn verified(
+        &mut self,
+        now: Instant,
+        request: VerifyId,
+        verdict: Verdict,
+    ) -> Result<(), AuthError> {
         match &mut self.inner {
-            AuthenticatorInner::Pap(p) => p.verified(now, verdict),
-            AuthenticatorInner::Chap(c) => c.verified(now, verdict),
+            AuthenticatorInner::Pap(p) => p.verified(now, request, verdict),
+            AuthenticatorInner::Chap(c) => c.verified(now, request, verdict),
+        }
+    }
+
+    /// Numbers this authenticator's requests from `next` on (the default
+    /// is 0), for a host that runs several authenticators one after the
+    /// other and needs ids unique across them (a link restarting
+    /// authentication on an LCP renegotiation).
+    pub fn continue_verify_ids(&mut self, next: VerifyId) {
+        self.outbox().next_verify = next.0;
+    }
+
+    /// The id of the request awaiting [`verified`](Self::verified), if any.
+    #[must_use]
+    pub fn pending_verify_id(&self) -> Option<VerifyId> {
+        match &self.inner {
+            AuthenticatorInner::Pap(p) => p.pending_verify_id(),
+            AuthenticatorInner::Chap(c) => c.pending_verify_id(),
+        }
+    }
+
+    /// The id the next request will get.
+    #[must_use]
+    pub fn next_verify_id(&self) -> VerifyId {
+        match &self.inner {
+            AuthenticatorInner::Pap(p) => VerifyId(p.out.next_verify),
+            AuthenticatorInner::Chap(c) => VerifyId(c.out.next_verify),
         }
     }
 

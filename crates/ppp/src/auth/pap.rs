@@ -6,7 +6,7 @@ use super::crypto::ct_eq;
 use super::wire::{PapPacket, packet_extent};
 use super::{
     AuthError, AuthProtocol, AuthStatus, AuthenticatorConfig, ChallengeSource, Credentials, Event,
-    FailureReason, Outbox, PeerConfig, SecretBytes, Verdict, VerifyRequest,
+    FailureReason, Outbox, PeerConfig, SecretBytes, Verdict, VerifyId,
 };
 
 /// Truncates a message to the 255 octets a PAP Msg-Length can carry.
@@ -28,6 +28,8 @@ enum AuthState {
         request: SecretBytes,
         id: u8,
         user: Vec<u8>,
+        /// The identity of the [`VerifyRequest`] the host is judging.
+        verify: VerifyId,
     },
     /// Acked `request` (data after the header).
     Open {
@@ -101,17 +103,16 @@ impl PapAuthenticator {
                 "PAP Request before the Authenticate phase",
             )),
             AuthState::Waiting { .. } => {
+                let verify = self.out.push_verify(Credentials::Pap {
+                    user: peer_id.to_vec(),
+                    password: password.to_vec(),
+                });
                 self.state = AuthState::Verifying {
                     request: SecretBytes(raw.to_vec()),
                     id,
                     user: peer_id.to_vec(),
+                    verify,
                 };
-                self.out.events.push_back(Event::Verify(VerifyRequest {
-                    credentials: Credentials::Pap {
-                        user: peer_id.to_vec(),
-                        password: password.to_vec(),
-                    },
-                }));
                 Ok(())
             }
             AuthState::Verifying { request, .. } => {
@@ -146,10 +147,18 @@ impl PapAuthenticator {
         }
     }
 
-    pub(crate) fn verified(&mut self, now: Instant, verdict: Verdict) -> Result<(), AuthError> {
-        let AuthState::Verifying { id, .. } = &self.state else {
-            return Err(AuthError::Misuse("verified() with no verification pending"));
+    pub(crate) fn verified(
+        &mut self,
+        now: Instant,
+        for_request: VerifyId,
+        verdict: Verdict,
+    ) -> Result<(), AuthError> {
+        let AuthState::Verifying { id, verify, .. } = &self.state else {
+            return Err(AuthError::StaleVerdict);
         };
+        if *verify != for_request {
+            return Err(AuthError::StaleVerdict);
+        }
         let id = *id;
         let old = std::mem::replace(&mut self.state, AuthState::Failed);
         let AuthState::Verifying { request, user, .. } = old else {
@@ -229,6 +238,13 @@ impl PapAuthenticator {
 
     pub(crate) fn verification_pending(&self) -> bool {
         matches!(self.state, AuthState::Verifying { .. })
+    }
+
+    pub(crate) fn pending_verify_id(&self) -> Option<VerifyId> {
+        match &self.state {
+            AuthState::Verifying { verify, .. } => Some(*verify),
+            _ => None,
+        }
     }
 }
 

@@ -237,7 +237,7 @@ impl Sim {
                     .credentials
                     .verify_password(&self.password, "Login incorrect");
                 self.server_events.push(e.clone());
-                let _ = self.server.verified(self.now, verdict);
+                let _ = self.server.verified(self.now, v.id, verdict);
                 continue;
             }
             self.server_events.push(e);
