@@ -259,7 +259,14 @@ fn hole_3_authentication_times_out() {
     let start = Instant::now();
     let mut now = start;
     let mut s = server(now);
-    let mut c = client(now, b"alice", "s3cret", 41);
+    // A patient client: it repeats its request for 1000 s, so only the
+    // server can end this.
+    let mut cfg = common::client_config("s3cret", vec![AuthProtocol::Pap]);
+    let creds = cfg.credentials.as_mut().unwrap();
+    creds.restart_interval = Duration::from_secs(10);
+    creds.max_transmits = 100;
+    cfg.auth_timeout = None;
+    let mut c = Link::new(cfg, now, Rng::source(41)).unwrap();
     let evs = shuttle(now, &mut s, &mut c);
     let req = verify_of(&evs).expect("a request");
     // The host's check never returns; echoes keep the line alive.
