@@ -82,8 +82,10 @@ fuzz_target!(|data: &[u8]| {
                     *o = *i;
                 }
                 let pending = a.verification_pending();
+                let id = a.pending_verify_id().unwrap_or(ppp::auth::VerifyId(u64::MAX));
                 let r = a.verified(
                     now,
+                    id,
                     Verdict::Accept {
                         authenticator_response: Some(ar),
                     },
@@ -93,7 +95,8 @@ fuzz_target!(|data: &[u8]| {
             4 => {
                 let pending = a.verification_pending();
                 let msg = String::from_utf8_lossy(chunk).into_owned();
-                assert_eq!(a.verified(now, Verdict::reject(&msg)).is_ok(), pending);
+                let id = a.pending_verify_id().unwrap_or(ppp::auth::VerifyId(u64::MAX));
+                assert_eq!(a.verified(now, id, Verdict::reject(&msg)).is_ok(), pending);
             }
             _ => {
                 if let Some(pkt) = &last_a {

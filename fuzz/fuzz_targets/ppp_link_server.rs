@@ -56,10 +56,10 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(out < 1 << 20);
         while let Some(e) = link.poll_event() {
-            if let Event::Verify(_) = e {
+            if let Event::Verify(v) = e {
                 let verdict = Verdict::Accept { authenticator_response: Some([7; 20]) };
-                if link.verified(now, verdict).is_err() {
-                    let _ = link.verified(now, Verdict::Accept { authenticator_response: None });
+                if link.verified(now, v.id, verdict).is_err() {
+                    let _ = link.verified(now, v.id, Verdict::Accept { authenticator_response: None });
                 }
             }
         }
