@@ -14,22 +14,40 @@
 //!
 //! Every exported function runs inside a panic boundary: a bug on our side
 //! returns an error code to the module instead of unwinding into C.
+//!
+//! Defects a return code cannot tell the module about (a NULL or
+//! unattributable Complete, an `hEvent` that is not an eventfd, a panic at
+//! the boundary) go to the process's defect sink ([`set_defect_sink`]; the
+//! worker forwards them to the server) attributed to a transaction: the one
+//! whose Begin or End the calling thread is inside ([`CurrentCall`]), else
+//! the live handle the module passed, else none.
+//!
+//! The Begin buffers are their own anonymous mappings, never part of the
+//! malloc heap, and once the module has let go of them they are quarantined
+//! ([`QUARANTINE_MIN`], [`QUARANTINE_MAX_BYTES`]): a dialog thread that was
+//! told to stop in End but not joined, writing late, hits memory nobody else
+//! uses instead of corrupting the heap.
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use securityhost::consts::*;
 use securityhost::{HPort, Host, ReceiveCompletion, check_buffer_range};
 
 use crate::abi::{Hport, RasSecurityInfoC, SecurityMessageC};
 
-/// Memory from the C heap, owned by one transaction: a Begin buffer.
+/// A Begin buffer: an anonymous private mapping of its own (whole pages),
+/// owned by one transaction and then by the quarantine.
 pub(crate) struct CBuf {
     ptr: *mut u8,
     len: usize,
+    /// The mapping's length (`len` rounded up to whole pages, at least one).
+    map_len: usize,
 }
 
 // SAFETY: the pointer is an exclusive heap allocation; only its address
@@ -39,13 +57,37 @@ unsafe impl Send for CBuf {}
 // SAFETY: as above; `CBuf` itself offers no access to the bytes.
 unsafe impl Sync for CBuf {}
 
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system value.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as usize } else { 4096 }
+}
+
 impl CBuf {
-    /// `len` zeroed bytes (at least one byte is allocated so the pointer is
-    /// a real, unique allocation even for an empty buffer).
+    /// `len` zeroed bytes in a mapping of their own (at least one page, so
+    /// the pointer is a real, unique mapping even for an empty buffer).
     pub(crate) fn new(len: usize) -> Option<CBuf> {
-        // SAFETY: calloc with a non-zero size; a null return is handled.
-        let ptr = unsafe { libc::calloc(len.max(1), 1) }.cast::<u8>();
-        (!ptr.is_null()).then_some(CBuf { ptr, len })
+        let page = page_size();
+        let map_len = len.max(1).checked_next_multiple_of(page)?;
+        // SAFETY: a fresh anonymous private mapping; MAP_FAILED is handled.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        Some(CBuf {
+            ptr: ptr.cast(),
+            len,
+            map_len,
+        })
     }
 
     pub(crate) fn ptr(&self) -> *mut u8 {
@@ -59,8 +101,127 @@ impl CBuf {
 
 impl Drop for CBuf {
     fn drop(&mut self) {
-        // SAFETY: `ptr` came from calloc and is freed once, here.
-        unsafe { libc::free(self.ptr.cast()) }
+        // SAFETY: `ptr` is the start of a mapping of `map_len` bytes made in
+        // `new`, unmapped once, here.
+        unsafe { libc::munmap(self.ptr.cast(), self.map_len) };
+    }
+}
+
+/// A released Begin buffer stays mapped, untouched, for at least this long
+/// after the module let go of it (End returned, or Begin failed, or the
+/// late Complete of an abort came), unless the quarantine is full.
+pub const QUARANTINE_MIN: Duration = Duration::from_secs(60);
+
+/// The most bytes (whole pages) the quarantine holds; past it the oldest
+/// buffers are unmapped early, so a late write to one of those faults (the
+/// worker dies, its callers are hung up as module defects) instead of
+/// landing anywhere.
+pub const QUARANTINE_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Default)]
+struct Quarantine {
+    bufs: VecDeque<(Instant, CBuf)>,
+    bytes: usize,
+}
+
+static QUARANTINE: LazyLock<Mutex<Quarantine>> = LazyLock::new(Mutex::default);
+
+/// Hands buffers the module no longer owns to the quarantine, and unmaps
+/// those that served their time (or the oldest, while it is over its bound).
+fn quarantine(bufs: impl IntoIterator<Item = CBuf>) {
+    let now = Instant::now();
+    let evicted: Vec<CBuf> = {
+        let mut q = lock(&QUARANTINE);
+        for b in bufs {
+            q.bytes += b.map_len;
+            q.bufs.push_back((now, b));
+        }
+        let mut out = Vec::new();
+        while let Some((t, b)) = q.bufs.front() {
+            let served = now.saturating_duration_since(*t) >= QUARANTINE_MIN;
+            if !served && q.bytes <= QUARANTINE_MAX_BYTES {
+                break;
+            }
+            if !served {
+                tracing::warn!(
+                    bytes = b.map_len,
+                    "Begin buffer quarantine full ({QUARANTINE_MAX_BYTES} bytes): unmapping a buffer early"
+                );
+            }
+            let (_, b) = q.bufs.pop_front().expect("front exists");
+            q.bytes -= b.map_len;
+            out.push(b);
+        }
+        out
+    };
+    // Unmapped outside the lock.
+    drop(evicted);
+}
+
+/// How many bytes of Begin buffers are in quarantine now (for tests).
+pub fn quarantined_bytes() -> usize {
+    lock(&QUARANTINE).bytes
+}
+
+fn release(entry: &Entry) {
+    if let Some((s, r)) = lock(&entry.buffers).take() {
+        quarantine([s, r]);
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<HPort>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread as inside the module's Begin or End for a
+/// handle, until dropped: host functions it calls meanwhile are attributed
+/// to that transaction (spec section 4: "the calling thread tells").
+pub struct CurrentCall(Option<HPort>);
+
+impl CurrentCall {
+    /// The thread is about to call Begin or End for `hport`.
+    pub fn enter(hport: HPort) -> CurrentCall {
+        CurrentCall(CURRENT.with(|c| c.replace(Some(hport))))
+    }
+}
+
+impl Drop for CurrentCall {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+fn current_call() -> Option<HPort> {
+    CURRENT.with(Cell::get)
+}
+
+/// Where defects go: `(transaction, what)`.
+pub type DefectSink = Box<dyn Fn(Option<HPort>, &str) + Send + Sync>;
+
+static DEFECT_SINK: OnceLock<DefectSink> = OnceLock::new();
+
+/// Sets where this process's defects go (once; the worker forwards them to
+/// the server). Without a sink they are only logged. Returns false if a
+/// sink was already set.
+pub fn set_defect_sink(sink: DefectSink) -> bool {
+    DEFECT_SINK.set(sink).is_ok()
+}
+
+/// A defect of module code: logged here, and given to the sink attributed
+/// to the calling thread's Begin/End, else to `given` if it is a live
+/// handle, else to no transaction.
+fn defect(given: Option<u64>, what: &str) {
+    let hport = current_call().or_else(|| {
+        given
+            .filter(|h| live_entry(*h as usize as Hport).is_ok())
+            .map(HPort)
+    });
+    match hport {
+        Some(h) => tracing::error!(hport = %h, "module defect: {what}"),
+        None => tracing::error!("module defect (no transaction to attribute it to): {what}"),
+    }
+    if let Some(sink) = DEFECT_SINK.get() {
+        sink(hport, what);
     }
 }
 
@@ -140,11 +301,11 @@ pub(crate) fn buffers(entry: &Entry) -> (*mut u8, usize, *mut u8, usize) {
 }
 
 /// Begin returned non-zero: the dialog never started; the handle is
-/// forgotten and its buffers freed.
+/// forgotten and its buffers quarantined.
 pub(crate) fn begin_failed(entry: &Entry) {
     entry.close_gate();
     forget(entry);
-    lock(&entry.buffers).take();
+    release(entry);
 }
 
 /// End is about to be called: no Receive completion touches module memory
@@ -154,9 +315,10 @@ pub(crate) fn end_starting(entry: &Entry) {
 }
 
 /// End returned `code`. The handle is stale from now on for Send, Receive
-/// and GetInfo. The buffers are freed unless End returned 0 before any
-/// Complete (an abort the module asked to finish itself): then they stay
-/// until its late Complete, since its dialog thread may still use them.
+/// and GetInfo. The buffers are quarantined unless End returned 0 before
+/// any Complete (an abort the module asked to finish itself): then they
+/// stay the module's until its late Complete, since its dialog thread may
+/// still use them.
 pub(crate) fn end_returned(entry: &Entry, code: u32) {
     let keep = {
         let mut st = lock(&entry.state);
@@ -165,7 +327,7 @@ pub(crate) fn end_returned(entry: &Entry, code: u32) {
     };
     if !keep {
         forget(entry);
-        lock(&entry.buffers).take();
+        release(entry);
     }
 }
 
@@ -182,14 +344,19 @@ fn live_entry(h: Hport) -> Result<Arc<Entry>, u32> {
     Ok(e)
 }
 
-/// Runs `f` behind a panic boundary; a panic becomes `on_panic`.
-fn boundary<R>(name: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
+/// Runs `f` behind a panic boundary; a panic becomes `on_panic` and a
+/// defect of the transaction named by `hport` (or the calling thread's).
+fn boundary<R>(name: &str, hport: u64, on_panic: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
-            tracing::error!(
-                "{name}: internal error (panic) in the host; returning an error to the module"
-            );
+            // Reporting must not unwind into C either.
+            let _ = catch_unwind(|| {
+                defect(
+                    Some(hport),
+                    &format!("{name}: internal error (panic) at the host boundary"),
+                )
+            });
             on_panic
         }
     }
@@ -206,7 +373,8 @@ pub unsafe extern "C" fn RasSecurityDialogSend(
     p_buffer: *mut u8,
     buffer_length: u16,
 ) -> u32 {
-    boundary("RasSecurityDialogSend", ERROR_INVALID_PARAMETER, || {
+    let h = h_port as usize as u64;
+    boundary("RasSecurityDialogSend", h, ERROR_INVALID_PARAMETER, || {
         let e = match live_entry(h_port) {
             Ok(e) => e,
             Err(code) => return code,
@@ -263,14 +431,18 @@ impl ReceiveTarget {
         // unaligned in a packed struct: write it unaligned.
         unsafe { self.length.write_unaligned(n as u16) };
         drop(bufs);
-        signal_eventfd(self.event);
+        signal_eventfd(self.event, self.entry.hport);
     }
 }
 
-fn signal_eventfd(fd: c_int) {
+fn signal_eventfd(fd: c_int, hport: HPort) {
     if !is_eventfd(fd) {
-        tracing::warn!(
-            "Receive completion: descriptor {fd} is no longer an eventfd; not signalled"
+        defect(
+            Some(hport.0),
+            &format!(
+                "RasSecurityDialogReceive: hEvent {fd} is no longer an eventfd when the \
+                 Receive completed; not signalled"
+            ),
         );
         return;
     }
@@ -308,34 +480,49 @@ pub unsafe extern "C" fn RasSecurityDialogReceive(
     timeout: u32,
     h_event: c_int,
 ) -> u32 {
-    boundary("RasSecurityDialogReceive", ERROR_INVALID_PARAMETER, || {
-        let e = match live_entry(h_port) {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
-        if p_buffer_length.is_null() || !is_eventfd(h_event) {
-            return ERROR_INVALID_PARAMETER;
-        }
-        // SAFETY: non-null PWORD from the module, read as it may be
-        // unaligned.
-        let room = usize::from(unsafe { p_buffer_length.read_unaligned() });
-        if room == 0 {
-            return ERROR_INVALID_PARAMETER;
-        }
-        if let Err(code) = check_buffer_range(e.recv.0, e.recv.1, p_buffer as usize, room) {
-            return code;
-        }
-        let target = ReceiveTarget {
-            buffer: p_buffer,
-            room,
-            length: p_buffer_length,
-            event: h_event,
-            gate: e.gate.clone(),
-            entry: e.clone(),
-        };
-        e.host
-            .receive(e.hport, room, timeout, Box::new(move |c| target.deliver(c)))
-    })
+    let h = h_port as usize as u64;
+    boundary(
+        "RasSecurityDialogReceive",
+        h,
+        ERROR_INVALID_PARAMETER,
+        || {
+            let e = match live_entry(h_port) {
+                Ok(e) => e,
+                Err(code) => return code,
+            };
+            if p_buffer_length.is_null() {
+                return ERROR_INVALID_PARAMETER;
+            }
+            if !is_eventfd(h_event) {
+                // The module would wait for ever on something we cannot
+                // signal: a defect of its transaction, and 87.
+                defect(
+                    Some(h),
+                    &format!("RasSecurityDialogReceive: hEvent {h_event} is not an eventfd"),
+                );
+                return ERROR_INVALID_PARAMETER;
+            }
+            // SAFETY: non-null PWORD from the module, read as it may be
+            // unaligned.
+            let room = usize::from(unsafe { p_buffer_length.read_unaligned() });
+            if room == 0 {
+                return ERROR_INVALID_PARAMETER;
+            }
+            if let Err(code) = check_buffer_range(e.recv.0, e.recv.1, p_buffer as usize, room) {
+                return code;
+            }
+            let target = ReceiveTarget {
+                buffer: p_buffer,
+                room,
+                length: p_buffer_length,
+                event: h_event,
+                gate: e.gate.clone(),
+                entry: e.clone(),
+            };
+            e.host
+                .receive(e.hport, room, timeout, Box::new(move |c| target.deliver(c)))
+        },
+    )
 }
 
 /// `RasSecurityDialogGetInfo`: see `include/rasshost.h`.
@@ -348,50 +535,66 @@ pub unsafe extern "C" fn RasSecurityDialogGetInfo(
     h_port: Hport,
     p_buffer: *mut RasSecurityInfoC,
 ) -> u32 {
-    boundary("RasSecurityDialogGetInfo", ERROR_INVALID_PARAMETER, || {
-        let e = match live_entry(h_port) {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
-        if p_buffer.is_null() {
-            return ERROR_INVALID_PARAMETER;
-        }
-        match e.host.get_info(e.hport) {
-            Ok(info) => {
-                let c = RasSecurityInfoC::from_info(&info);
-                // SAFETY: non-null pointer to the module's RAS_SECURITY_INFO;
-                // written unaligned in case the module packed it.
-                unsafe { p_buffer.write_unaligned(c) };
-                NO_ERROR
+    let h = h_port as usize as u64;
+    boundary(
+        "RasSecurityDialogGetInfo",
+        h,
+        ERROR_INVALID_PARAMETER,
+        || {
+            let e = match live_entry(h_port) {
+                Ok(e) => e,
+                Err(code) => return code,
+            };
+            if p_buffer.is_null() {
+                return ERROR_INVALID_PARAMETER;
             }
-            Err(code) => code,
-        }
-    })
+            match e.host.get_info(e.hport) {
+                Ok(info) => {
+                    let c = RasSecurityInfoC::from_info(&info);
+                    // SAFETY: non-null pointer to the module's RAS_SECURITY_INFO;
+                    // written unaligned in case the module packed it.
+                    unsafe { p_buffer.write_unaligned(c) };
+                    NO_ERROR
+                }
+                Err(code) => code,
+            }
+        },
+    )
 }
 
 /// `RasSecurityDialogComplete`: see `include/rasshost.h`. Returns nothing,
-/// as on Windows; what was wrong with a message is logged by the host.
+/// as on Windows. Inside Begin or End the message goes to that call's
+/// transaction, whatever `hPort` it names (the transaction then finds a
+/// wrong `hPort` a defect); elsewhere to the transaction `hPort` names. A
+/// NULL message, or one naming no live transaction, is a defect.
 ///
 /// # Safety
 /// Called from C. `p_sec_msg` must be NULL or point to a readable
 /// `SECURITY_MESSAGE`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn RasSecurityDialogComplete(p_sec_msg: *mut SecurityMessageC) {
-    boundary("RasSecurityDialogComplete", (), || {
+    boundary("RasSecurityDialogComplete", 0, (), || {
         if p_sec_msg.is_null() {
-            tracing::error!("RasSecurityDialogComplete(NULL): ignored");
+            defect(None, "RasSecurityDialogComplete(NULL)");
             return;
         }
         // SAFETY: non-null pointer to the module's SECURITY_MESSAGE, copied
         // out at once (unaligned: the module may have packed it).
         let msg = unsafe { p_sec_msg.read_unaligned() }.to_message();
-        let Some(e) = lookup(msg.hport.0) else {
-            tracing::error!(hport = %msg.hport, "RasSecurityDialogComplete with an unknown hPort: ignored");
+        let target = current_call().unwrap_or(msg.hport);
+        let Some(e) = lookup(target.0) else {
+            defect(
+                None,
+                &format!(
+                    "RasSecurityDialogComplete with hPort {}, which names no live transaction",
+                    msg.hport
+                ),
+            );
             return;
         };
         let code = e.host.complete(&msg);
         if code != NO_ERROR {
-            tracing::warn!(hport = %msg.hport, code, "RasSecurityDialogComplete not taken");
+            tracing::warn!(hport = %e.hport, code, "RasSecurityDialogComplete not taken");
         }
         // From here on no Receive completion touches module memory.
         e.close_gate();
@@ -403,7 +606,7 @@ pub unsafe extern "C" fn RasSecurityDialogComplete(p_sec_msg: *mut SecurityMessa
         if free_now {
             // The late Complete of an abort whose End returned 0.
             forget(&e);
-            lock(&e.buffers).take();
+            release(&e);
         }
     })
 }

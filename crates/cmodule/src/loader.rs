@@ -200,9 +200,12 @@ impl SecurityModule for CModule {
         let entry = host::register(args.hport, args.host, send, recv);
         let (sp, sl, rp, rl) = host::buffers(&entry);
         let complete: CompleteFn = host::RasSecurityDialogComplete;
+        // Host functions called from inside Begin belong to this handle.
+        let inside = host::CurrentCall::enter(args.hport);
         // SAFETY: calls the module's Begin with its documented arguments:
         // live buffers of the stated sizes that stay allocated until End
-        // returned, and the host's Complete.
+        // returned (and quarantined for a while after), and the host's
+        // Complete.
         let code = unsafe {
             (self.lib.begin)(
                 args.hport.0 as usize as Hport,
@@ -213,6 +216,7 @@ impl SecurityModule for CModule {
                 complete,
             )
         };
+        drop(inside);
         if code != NO_ERROR {
             host::begin_failed(&entry);
         }
@@ -224,9 +228,11 @@ impl SecurityModule for CModule {
         if let Some(e) = &entry {
             host::end_starting(e);
         }
+        let inside = host::CurrentCall::enter(hport);
         // SAFETY: calls the module's End with the handle of a transaction
         // it was given in Begin.
         let code = unsafe { (self.lib.end)(hport.0 as usize as Hport) };
+        drop(inside);
         if let Some(e) = &entry {
             host::end_returned(e, code);
         }

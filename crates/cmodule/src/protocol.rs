@@ -11,6 +11,12 @@
 //! Request ids: the server numbers its Begin/End requests, the worker its
 //! host-function calls; each side's replies carry the id of the request
 //! they answer, and a Receive's completion carries the id of its Receive.
+//!
+//! A [`Frame::Defect`] needs no answer: the worker tells the server that
+//! module code misused a host function in a way the module cannot be told
+//! through a return code (a NULL or unattributable Complete, a bad
+//! `hEvent`, a panic at the boundary); the server ends that transaction as
+//! a module defect, or logs it when no transaction can be named.
 
 use std::io::{self, Read, Write};
 
@@ -76,8 +82,20 @@ pub enum Frame {
     Complete {
         /// The worker's request id.
         id: u64,
+        /// The transaction the worker attributes the Complete to: the
+        /// handle of the Begin or End the calling thread is inside, else
+        /// the message's own `hPort` (the transaction then checks that the
+        /// message names it).
+        hport: u64,
         /// The message, byte for byte as the module wrote it.
         msg: Box<SecurityMessage>,
+    },
+    /// Module code broke the contract in a way the worker saw; no answer.
+    Defect {
+        /// The transaction it is attributed to, 0 when none can be named.
+        hport: u64,
+        /// What was wrong (at most [`MAX_TEXT`] bytes).
+        what: String,
     },
     // ---- server to worker ----
     /// Call the module's Begin.
@@ -166,6 +184,7 @@ mod kind {
     pub const RECEIVE: u8 = 5;
     pub const GET_INFO: u8 = 6;
     pub const COMPLETE: u8 = 7;
+    pub const DEFECT: u8 = 8;
     pub const BEGIN: u8 = 20;
     pub const END: u8 = 21;
     pub const REPLY: u8 = 22;
@@ -229,9 +248,10 @@ impl Frame {
                 .u32(*room)
                 .u32(*timeout),
             Frame::GetInfo { id, hport } => o.u8(kind::GET_INFO).u64(*id).u64(*hport),
-            Frame::Complete { id, msg } => {
+            Frame::Complete { id, hport, msg } => {
                 o.u8(kind::COMPLETE)
                     .u64(*id)
+                    .u64(*hport)
                     .u32(msg.msg_id)
                     .u64(msg.hport.0)
                     .u32(msg.error);
@@ -239,6 +259,7 @@ impl Frame {
                 o.0.extend_from_slice(&msg.domain);
                 &mut o
             }
+            Frame::Defect { hport, what } => o.u8(kind::DEFECT).u64(*hport).text(what),
             Frame::Begin {
                 id,
                 hport,
@@ -315,6 +336,7 @@ impl Frame {
             },
             kind::COMPLETE => {
                 let id = r.u64("id")?;
+                let hport = r.u64("hport")?;
                 let mut msg = SecurityMessage::zeroed(HPort(0));
                 msg.msg_id = r.u32("dwMsgId")?;
                 msg.hport = HPort(r.u64("hPort")?);
@@ -324,9 +346,14 @@ impl Frame {
                 msg.domain.copy_from_slice(r.take(DNLEN + 1, "Domain")?);
                 Frame::Complete {
                     id,
+                    hport,
                     msg: Box::new(msg),
                 }
             }
+            kind::DEFECT => Frame::Defect {
+                hport: r.u64("hport")?,
+                what: r.text("what")?,
+            },
             kind::BEGIN => Frame::Begin {
                 id: r.u64("id")?,
                 hport: r.u64("hport")?,
@@ -459,7 +486,16 @@ mod tests {
             Frame::GetInfo { id: 4, hport: 9 },
             Frame::Complete {
                 id: 5,
+                hport: 9,
                 msg: Box::new(SecurityMessage::success(HPort(9), "alice", "LAB").unwrap()),
+            },
+            Frame::Defect {
+                hport: 9,
+                what: "RasSecurityDialogComplete(NULL)".into(),
+            },
+            Frame::Defect {
+                hport: 0,
+                what: String::new(),
             },
             Frame::Begin {
                 id: 6,
@@ -546,6 +582,40 @@ mod tests {
         };
         match read_frame(&mut &big.encode()[..]).unwrap() {
             Frame::Send { data, .. } => assert_eq!(data.len(), MAX_DATA),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 12, hole 8: the server's parser refuses a malformed defect
+    /// frame clearly, and a long text is bounded.
+    #[test]
+    fn hole_8_defect_frames_are_bounded_and_checked() {
+        let mut body = vec![kind::DEFECT];
+        body.extend_from_slice(&7u64.to_le_bytes());
+        body.extend_from_slice(&((MAX_TEXT + 1) as u32).to_le_bytes());
+        body.extend(std::iter::repeat_n(b'x', MAX_TEXT + 1));
+        assert!(matches!(
+            Frame::decode(&body),
+            Err(ProtocolError::TooLong("what"))
+        ));
+        let mut body = vec![kind::DEFECT];
+        body.extend_from_slice(&7u64.to_le_bytes());
+        body.extend_from_slice(&2u32.to_le_bytes());
+        body.extend_from_slice(&[0xff, 0xfe]);
+        assert!(matches!(
+            Frame::decode(&body),
+            Err(ProtocolError::NotUtf8("what"))
+        ));
+        assert!(matches!(
+            Frame::decode(&[kind::DEFECT, 1, 2]),
+            Err(ProtocolError::Truncated("hport"))
+        ));
+        let long = Frame::Defect {
+            hport: 1,
+            what: "é".repeat(MAX_TEXT),
+        };
+        match read_frame(&mut &long.encode()[..]).unwrap() {
+            Frame::Defect { what, .. } => assert!(what.len() <= MAX_TEXT && !what.is_empty()),
             other => panic!("{other:?}"),
         }
     }

@@ -9,11 +9,26 @@
 //! every transaction it held is reported to the death callback
 //! ([`WorkerModule::on_worker_death`]) as a module defect, its driver is
 //! woken, pending Begin/End calls return [`WORKER_GONE`], and the next Begin
-//! starts a fresh worker.
+//! starts a fresh worker. A transaction whose End has not returned is
+//! among them even after its Complete: a death between a SUCCESS and End's
+//! return fails closed (spec section 2.5). The End's `Returned` frame is
+//! what confirms it, and it is booked the moment the frame is read.
+//!
+//! A defect the worker reports ([`Frame::Defect`]) goes to the same
+//! callback for its transaction, which then ends at once; the supervisor
+//! calls End itself if the driver will not (the dialog ended as a defect),
+//! so the module can release the port. A defect naming no transaction is
+//! logged as an error (rate-limited).
+//!
+//! The worker's stderr (its log lines, and whatever module code prints) is
+//! read into this process's log, one event per line, prefixed with the
+//! worker's pid and module: lines longer than [`LOG_LINE_MAX`] bytes are
+//! cut, and at most [`LOG_BURST`] lines, refilled at [`LOG_PER_SEC`] a
+//! second, are logged; the rest are counted and the count is logged.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -22,7 +37,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use securityhost::consts::*;
 use securityhost::{BeginArgs, Defect, HPort, Host, SecurityMessage, SecurityModule};
@@ -36,6 +51,14 @@ pub const WORKER_GONE: u32 = 0x2000_0001;
 
 /// The descriptor number the worker finds its socket on.
 pub const WORKER_FD: i32 = 3;
+
+/// The longest line of the worker's stderr logged; the rest is cut.
+pub const LOG_LINE_MAX: usize = 1024;
+/// How many of the worker's lines (and unattributable defects) may be
+/// logged in a burst.
+pub const LOG_BURST: u32 = 100;
+/// How many a second after a burst.
+pub const LOG_PER_SEC: u32 = 20;
 
 /// How to start a worker: a program and its leading arguments; the
 /// supervisor appends `--module PATH --fd 3`. For dialgate:
@@ -117,7 +140,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct TxState {
     host: Arc<dyn Host>,
     completed: bool,
+    /// Begin returned (End may be called).
+    begun: bool,
+    /// End was sent, by the driver or by us after a defect.
+    end_sent: bool,
     end_returned: bool,
+    /// A defect the worker reported ended the transaction.
+    defected: bool,
+}
+
+/// A Begin or End waiting for its `Returned`.
+struct Call {
+    reply: mpsc::SyncSender<u32>,
+    /// For an End: its handle, booked as returned when the frame is read.
+    end_of: Option<HPort>,
 }
 
 #[derive(Default)]
@@ -127,7 +163,54 @@ struct Live {
     /// Transactions this worker holds.
     txs: HashMap<HPort, TxState>,
     /// Begin/End calls waiting for their return, by id.
-    calls: HashMap<u64, mpsc::SyncSender<u32>>,
+    calls: HashMap<u64, Call>,
+}
+
+impl Live {
+    /// End of `hport` returned `code`: forget it, unless End returned 0 on
+    /// an abort and a late Complete may still come.
+    fn end_returned(&mut self, hport: HPort, code: u32) {
+        if let Some(t) = self.txs.get_mut(&hport) {
+            t.end_returned = true;
+            if code != NO_ERROR || t.completed || t.defected {
+                self.txs.remove(&hport);
+            }
+        }
+    }
+}
+
+/// A token bucket on the real clock, for log lines a worker can produce.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+    dropped: u64,
+}
+
+impl RateLimit {
+    fn new() -> RateLimit {
+        RateLimit {
+            tokens: f64::from(LOG_BURST),
+            last: Instant::now(),
+            dropped: 0,
+        }
+    }
+
+    /// True when one more line may be logged now; otherwise it is counted.
+    /// `Some(n)`: `n` lines were dropped before this one.
+    fn allow(&mut self) -> (bool, Option<u64>) {
+        let now = Instant::now();
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * f64::from(LOG_PER_SEC)).min(f64::from(LOG_BURST));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            let d = std::mem::take(&mut self.dropped);
+            (true, (d > 0).then_some(d))
+        } else {
+            self.dropped += 1;
+            (false, None)
+        }
+    }
 }
 
 /// One worker process.
@@ -146,6 +229,12 @@ struct Worker {
     live: Mutex<Live>,
     /// Why we killed it, if we did.
     kill_reason: Mutex<Option<String>>,
+    /// The module's short name, for the log.
+    module: String,
+    /// Where defects of its transactions go (the death callback).
+    on_defect: Arc<Mutex<Option<DeathCallback>>>,
+    /// For defects that name no transaction.
+    unattributed: Mutex<RateLimit>,
 }
 
 impl Worker {
@@ -178,8 +267,15 @@ impl Worker {
         let _ = child.kill();
     }
 
-    /// Sends Begin or End and waits for its return.
-    fn call(&self, make: impl FnOnce(u64) -> Frame, timeout: Duration, what: &str) -> u32 {
+    /// Sends Begin or End (then `end_of` is its handle) and waits for its
+    /// return.
+    fn call(
+        &self,
+        make: impl FnOnce(u64) -> Frame,
+        end_of: Option<HPort>,
+        timeout: Duration,
+        what: &str,
+    ) -> u32 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
         {
@@ -187,7 +283,7 @@ impl Worker {
             if live.dead {
                 return WORKER_GONE;
             }
-            live.calls.insert(id, tx);
+            live.calls.insert(id, Call { reply: tx, end_of });
         }
         // Queued, not written directly: a Receive completion the driver
         // produced before it called End must reach the worker first (the
@@ -213,14 +309,99 @@ impl Worker {
         lock(&self.live).txs.get(&hport).map(|t| t.host.clone())
     }
 
+    /// Sends End for `hport` on a thread of its own, for a transaction a
+    /// defect ended (its driver will not call End); `Returned` forgets it.
+    fn end_after_defect(self: &Arc<Self>, hport: HPort, timeout: Duration) {
+        let w = self.clone();
+        let r = std::thread::Builder::new()
+            .name(format!("cmodule-end{}", self.pid))
+            .spawn(move || {
+                w.call(
+                    |id| Frame::End { id, hport: hport.0 },
+                    Some(hport),
+                    timeout,
+                    "End",
+                );
+            });
+        if r.is_err() {
+            lock(&self.live).txs.remove(&hport);
+        }
+    }
+
+    /// A defect the worker reported: the transaction ends as a module
+    /// defect (through the callback), its driver is woken, and End is
+    /// called for it if the driver will not.
+    fn reported_defect(self: &Arc<Self>, hport: u64, what: &str, timeout: Duration) {
+        let h = HPort(hport);
+        let host = {
+            let mut live = lock(&self.live);
+            match live.txs.get_mut(&h).filter(|_| hport != 0) {
+                Some(t) => {
+                    t.defected = true;
+                    Some(t.host.clone())
+                }
+                None => None,
+            }
+        };
+        let Some(host) = host else {
+            let (ok, dropped) = lock(&self.unattributed).allow();
+            if let Some(n) = dropped {
+                tracing::warn!(pid = self.pid, module = %self.module, "{n} defect reports not logged (rate limit)");
+            }
+            if ok {
+                tracing::error!(
+                    pid = self.pid,
+                    module = %self.module,
+                    "module defect the worker could not attribute to a transaction{}: {what}",
+                    if hport == 0 { String::new() } else { format!(" (hPort {h} is not one of its transactions)") }
+                );
+            }
+            return;
+        };
+        let text = format!("{what} (module worker pid {})", self.pid);
+        tracing::error!(pid = self.pid, module = %self.module, hport = %h, "module defect: {what}");
+        let cb = lock(&self.on_defect).clone();
+        match &cb {
+            Some(cb) => cb(h, Defect::Other(text)),
+            None => tracing::error!(
+                "no defect callback is set: the transaction ends at its dialog time limit"
+            ),
+        }
+        let _ = host.send(h, &[]);
+        if cb.is_none() {
+            return;
+        }
+        let end_now = {
+            let mut live = lock(&self.live);
+            match live.txs.get_mut(&h) {
+                Some(t) if t.begun && !t.end_sent => {
+                    t.end_sent = true;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if end_now {
+            self.end_after_defect(h, timeout);
+        }
+    }
+
     /// Serves one frame from the worker. `Err` is a protocol violation.
-    fn serve(&self, f: Frame) -> Result<(), String> {
+    fn serve(self: &Arc<Self>, f: Frame, timeout: Duration) -> Result<(), String> {
         match f {
             Frame::Returned { id, code } => {
-                if let Some(w) = lock(&self.live).calls.remove(&id) {
-                    let _ = w.send(code);
+                let mut live = lock(&self.live);
+                if let Some(c) = live.calls.remove(&id) {
+                    // Booked before anyone hears of it: a death after this
+                    // frame is a death after End returned.
+                    if let Some(h) = c.end_of {
+                        live.end_returned(h, code);
+                    }
+                    drop(live);
+                    let _ = c.reply.send(code);
                 }
             }
+            Frame::Defect { hport, what } => self.reported_defect(hport, &what, timeout),
             Frame::Send { id, hport, data } => {
                 let code = self
                     .host_for(HPort(hport))
@@ -279,8 +460,8 @@ impl Worker {
                 };
                 self.post(&f);
             }
-            Frame::Complete { id, msg } => {
-                let code = self.complete(&msg);
+            Frame::Complete { id, hport, msg } => {
+                let code = self.complete(HPort(hport), &msg);
                 self.post(&Frame::Reply { id, code });
             }
             other => return Err(format!("unexpected frame from the worker: {other:?}")),
@@ -288,16 +469,18 @@ impl Worker {
         Ok(())
     }
 
-    fn complete(&self, msg: &SecurityMessage) -> u32 {
-        let Some(host) = self.host_for(msg.hport) else {
+    /// A Complete the worker attributes to `hport` (the transaction checks
+    /// that the message names it).
+    fn complete(&self, hport: HPort, msg: &SecurityMessage) -> u32 {
+        let Some(host) = self.host_for(hport) else {
             return ERROR_INVALID_PORT_HANDLE;
         };
         let code = host.complete(msg);
         let mut live = lock(&self.live);
-        if let Some(t) = live.txs.get_mut(&msg.hport) {
+        if let Some(t) = live.txs.get_mut(&hport) {
             t.completed = true;
             if t.end_returned {
-                live.txs.remove(&msg.hport);
+                live.txs.remove(&hport);
             }
         }
         code
@@ -333,13 +516,91 @@ impl Worker {
         tracing::error!(pid = self.pid, transactions = txs.len(), "{text}");
         for (hport, t) in txs {
             if let Some(cb) = &on_death {
-                cb(hport, Defect::Other(text.clone()));
+                let text = if t.completed && !t.end_returned {
+                    format!(
+                        "{text}; after the module's Complete and before End returned: \
+                         the verdict does not stand"
+                    )
+                } else {
+                    text.clone()
+                };
+                cb(hport, Defect::Other(text));
             }
             // Wake the transaction's driver: a host call always does, and
             // this one changes nothing (an empty Send).
             let _ = t.host.send(hport, &[]);
         }
         drop(calls);
+    }
+}
+
+/// Reads the worker's stderr into the log until it closes: one event per
+/// line (at most [`LOG_LINE_MAX`] bytes kept, control bytes escaped), at
+/// the level the worker's own log line names, else `warn`; rate-limited.
+fn forward_log(pid: u32, module: &str, mut r: impl Read) {
+    let mut buf = [0u8; 4096];
+    let mut line: Vec<u8> = Vec::with_capacity(LOG_LINE_MAX);
+    let mut cut = false;
+    let mut limit = RateLimit::new();
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                log_line(pid, module, &line, cut, &mut limit);
+                line.clear();
+                cut = false;
+            } else if line.len() < LOG_LINE_MAX {
+                line.push(b);
+            } else {
+                cut = true;
+            }
+        }
+    }
+    if !line.is_empty() {
+        log_line(pid, module, &line, cut, &mut limit);
+    }
+}
+
+fn log_line(pid: u32, module: &str, line: &[u8], cut: bool, limit: &mut RateLimit) {
+    let (ok, dropped) = limit.allow();
+    if let Some(n) = dropped {
+        tracing::warn!(
+            pid,
+            module,
+            "module worker: {n} log lines dropped (rate limit)"
+        );
+    }
+    if !ok {
+        return;
+    }
+    let text: String = String::from_utf8_lossy(line)
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect();
+    let text = text.trim_end();
+    let more = if cut { " [cut]" } else { "" };
+    let (level, rest) = match text.trim_start().split_once(' ') {
+        Some((l @ ("ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE"), rest)) => (l, rest.trim_start()),
+        _ => ("", text),
+    };
+    match level {
+        "ERROR" => tracing::error!(pid, module, "module worker: {rest}{more}"),
+        "INFO" => tracing::info!(pid, module, "module worker: {rest}{more}"),
+        "DEBUG" => tracing::debug!(pid, module, "module worker: {rest}{more}"),
+        "TRACE" => tracing::trace!(pid, module, "module worker: {rest}{more}"),
+        _ => tracing::warn!(pid, module, "module worker: {rest}{more}"),
     }
 }
 
@@ -444,7 +705,8 @@ impl WorkerModule {
             .arg(&self.module)
             .arg("--fd")
             .arg(WORKER_FD.to_string())
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
         // SAFETY: the closure runs in the child between fork and exec and
         // only calls dup2 and fcntl, which are async-signal-safe. Both ends
         // of the pair are close-on-exec, so no other child of the server
@@ -468,6 +730,20 @@ impl WorkerModule {
         })?;
         drop(theirs);
         let pid = child.id();
+        let mut child = child;
+        // Its log lines (and anything module code prints) into our log,
+        // from the first byte: a module that fails to load says why there.
+        if let Some(err) = child.stderr.take() {
+            let name = self.name.clone();
+            let r = std::thread::Builder::new()
+                .name(format!("cmodule-e{pid}"))
+                .spawn(move || forward_log(pid, &name, err));
+            if let Err(e) = r {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("cannot start a thread: {e}")));
+            }
+        }
         let mut sock = UnixStream::from(ours);
         // The first frame: Ready or LoadFailed.
         let first = (|| {
@@ -476,7 +752,6 @@ impl WorkerModule {
             sock.set_read_timeout(None)?;
             Ok::<_, std::io::Error>(f)
         })();
-        let mut child = child;
         let fail = |child: &mut Child, e: StartError| {
             let _ = child.kill();
             let _ = child.wait();
@@ -517,6 +792,9 @@ impl WorkerModule {
             next_id: AtomicU64::new(1),
             live: Mutex::new(Live::default()),
             kill_reason: Mutex::new(None),
+            module: self.name.clone(),
+            on_defect: self.on_death.clone(),
+            unattributed: Mutex::new(RateLimit::new()),
         });
         // The writer of queued frames (Receive completions).
         let ww = Arc::downgrade(&w);
@@ -533,6 +811,7 @@ impl WorkerModule {
             })
             .map_err(|e| failed(format!("cannot start a thread: {e}")))?;
         let (reader_w, on_death) = (w.clone(), self.on_death.clone());
+        let call_timeout = self.opts.call_timeout;
         std::thread::Builder::new()
             .name(format!("cmodule-r{pid}"))
             .spawn(move || {
@@ -541,7 +820,7 @@ impl WorkerModule {
                 let cause = loop {
                     match read_frame(&mut sock) {
                         Ok(f) => {
-                            if let Err(e) = w.serve(f) {
+                            if let Err(e) = w.serve(f, call_timeout) {
                                 w.kill(format!("killed: protocol violation: {e}"));
                                 break e;
                             }
@@ -597,7 +876,10 @@ impl SecurityModule for WorkerModule {
                 TxState {
                     host: args.host.clone(),
                     completed: false,
+                    begun: false,
+                    end_sent: false,
                     end_returned: false,
+                    defected: false,
                 },
             );
         }
@@ -608,11 +890,30 @@ impl SecurityModule for WorkerModule {
                 send_size: args.send_buffer_size.min(u32::MAX as usize) as u32,
                 recv_size: args.recv_buffer_size.min(u32::MAX as usize) as u32,
             },
+            None,
             self.opts.call_timeout,
             "Begin",
         );
-        if code != NO_ERROR {
-            lock(&w.live).txs.remove(&hport);
+        let end_now = {
+            let mut live = lock(&w.live);
+            match live.txs.get_mut(&hport) {
+                _ if code != NO_ERROR => {
+                    live.txs.remove(&hport);
+                    false
+                }
+                Some(t) => {
+                    t.begun = true;
+                    // A defect inside Begin ended the dialog: its driver
+                    // will not call End, so we do, for the module's sake.
+                    let now = t.defected && !t.end_sent;
+                    t.end_sent |= now;
+                    now
+                }
+                None => false,
+            }
+        };
+        if end_now {
+            w.end_after_defect(hport, self.opts.call_timeout);
         }
         code
     }
@@ -621,20 +922,25 @@ impl SecurityModule for WorkerModule {
         let Some(w) = self.holder(hport) else {
             return WORKER_GONE;
         };
-        let code = w.call(
-            |id| Frame::End { id, hport: hport.0 },
-            self.opts.call_timeout,
-            "End",
-        );
-        let mut live = lock(&w.live);
-        if let Some(t) = live.txs.get_mut(&hport) {
-            t.end_returned = true;
-            // Keep it for a late Complete when End returned 0 on an abort.
-            if code != NO_ERROR || t.completed {
-                live.txs.remove(&hport);
+        {
+            let mut live = lock(&w.live);
+            if let Some(t) = live.txs.get_mut(&hport) {
+                if t.end_sent {
+                    // We already called it after a defect; the transaction
+                    // is over and takes no notice of this return.
+                    return WORKER_GONE;
+                }
+                t.end_sent = true;
             }
         }
-        code
+        // Booked as returned when the worker's Returned frame is read (and
+        // kept for a late Complete when End returned 0 on an abort).
+        w.call(
+            |id| Frame::End { id, hport: hport.0 },
+            Some(hport),
+            self.opts.call_timeout,
+            "End",
+        )
     }
 }
 

@@ -4,7 +4,9 @@
 //! in module code takes down this process only.
 //!
 //! The server side is [`crate::WorkerModule`]; the protocol is
-//! [`crate::protocol`].
+//! [`crate::protocol`]. Defects the host functions see are sent to the
+//! server as [`Frame::Defect`]; the worker logs to its stderr, which the
+//! server reads into its own log.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -91,6 +93,7 @@ fn adopt_socket(fd: RawFd) -> Result<UnixStream, WorkerError> {
 /// ownership of it and must be called once, from the worker's `main`. The
 /// executable must export the host functions (see the crate's `build.rs`).
 pub fn run(module: &Path, fd: RawFd) -> Result<(), WorkerError> {
+    init_log();
     let sock = adopt_socket(fd)?;
     let writer = Arc::new(Mutex::new(sock.try_clone().map_err(ProtocolError::Io)?));
     let send = |f: &Frame| -> Result<(), ProtocolError> {
@@ -116,6 +119,13 @@ pub fn run(module: &Path, fd: RawFd) -> Result<(), WorkerError> {
         waiting: Mutex::new(HashMap::new()),
         events: Mutex::new(HashMap::new()),
     });
+    let sink = shared.clone();
+    crate::host::set_defect_sink(Box::new(move |hport, what| {
+        sink.post(&Frame::Defect {
+            hport: hport.map_or(0, |h| h.0),
+            what: what.to_string(),
+        });
+    }));
     let mut reader = sock;
     loop {
         let frame = match read_frame(&mut reader) {
@@ -135,7 +145,10 @@ pub fn run(module: &Path, fd: RawFd) -> Result<(), WorkerError> {
                     hport: HPort(hport),
                     send_buffer_size: send_size as usize,
                     recv_buffer_size: recv_size as usize,
-                    host: Arc::new(ProxyHost(shared.clone())),
+                    host: Arc::new(ProxyHost {
+                        shared: shared.clone(),
+                        hport: HPort(hport),
+                    }),
                 };
                 let s2 = shared.clone();
                 let r = std::thread::Builder::new().spawn(move || {
@@ -225,15 +238,35 @@ impl Shared {
     }
 }
 
-/// The host functions in the worker: each one a request to the server.
-struct ProxyHost(Arc<Shared>);
+/// The log subscriber of the worker process: plain lines on stderr
+/// (`LEVEL message`, no colours, no time: the server adds its own), which
+/// the server reads into its log; the level is `DIALGATE_LOG` (inherited
+/// from the server), else `info`.
+pub fn init_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DIALGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// The host functions in the worker, bound to the transaction of one
+/// Begin: each one a request to the server.
+struct ProxyHost {
+    shared: Arc<Shared>,
+    hport: HPort,
+}
 
 impl Host for ProxyHost {
     fn send(&self, hport: HPort, data: &[u8]) -> u32 {
         if data.len() > crate::protocol::MAX_DATA {
             return ERROR_BUFFER_TOO_SMALL;
         }
-        self.0.code(|id| Frame::Send {
+        self.shared.code(|id| Frame::Send {
             id,
             hport: hport.0,
             data: data.to_vec(),
@@ -241,7 +274,7 @@ impl Host for ProxyHost {
     }
 
     fn receive(&self, hport: HPort, room: usize, timeout_secs: u32, event: ReceiveEvent) -> u32 {
-        let s = &self.0;
+        let s = &self.shared;
         let id = s.next_id.fetch_add(1, Ordering::Relaxed);
         // Registered first: the completion may overtake the reply.
         lock(&s.events).insert(id, event);
@@ -265,7 +298,7 @@ impl Host for ProxyHost {
     }
 
     fn get_info(&self, hport: HPort) -> Result<SecurityInfo, u32> {
-        match self.0.call(|id| Frame::GetInfo { id, hport: hport.0 }) {
+        match self.shared.call(|id| Frame::GetInfo { id, hport: hport.0 }) {
             Some(Frame::Info {
                 code: NO_ERROR,
                 last_error,
@@ -283,8 +316,11 @@ impl Host for ProxyHost {
     }
 
     fn complete(&self, msg: &SecurityMessage) -> u32 {
-        self.0.code(|id| Frame::Complete {
+        // Attributed to this proxy's transaction: the host module chose it
+        // (the calling thread's Begin/End, else the message's hPort).
+        self.shared.code(|id| Frame::Complete {
             id,
+            hport: self.hport.0,
             msg: Box::new(msg.clone()),
         })
     }

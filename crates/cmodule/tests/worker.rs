@@ -31,6 +31,14 @@ fn built() -> &'static Built {
         ] {
             build_module(dir.path(), src);
         }
+        for n in 1..=4 {
+            build_module_as(
+                dir.path(),
+                "crates/cmodule/tests/modules/defects.c",
+                &format!("defect{n}"),
+                &[&format!("-DDEFECT={n}")],
+            );
+        }
         std::fs::write(
             dir.path().join("tokencard.keys"),
             "alice 3132333435363738393031323334353637383930\n",
@@ -315,4 +323,114 @@ fn a_worker_that_breaks_the_protocol_is_killed() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Issue 12, hole 9: a worker that dies after a SUCCESS and before End
+/// returned does not grant; the record is a module defect naming the death.
+fn died_after_success(cmd: &str) {
+    set_envs();
+    let m = worker("misbehave");
+    let mut d = Drive::start(m.clone(), cfg());
+    d.input(&format!("{cmd}\r"));
+    let (o, _) = d.finish();
+    assert_eq!(o.granted(), None, "{cmd}: a forged SUCCESS granted: {o:?}");
+    match &o {
+        Outcome::Defect(Defect::Other(text)) => assert!(
+            text.contains("SIGABRT") && text.contains("before End returned"),
+            "{cmd}: {text}"
+        ),
+        other => panic!("{cmd}: {other:?}"),
+    }
+    // The next caller gets a fresh worker, and its SUCCESS stands.
+    let mut d = Drive::start(m, cfg());
+    d.input("bad-handle\r");
+    let (o, _) = d.finish();
+    assert_eq!(o.granted(), Some(("probe", "")), "{o:?}");
+}
+
+#[test]
+fn hole_9_a_worker_dying_after_success_before_end_returned_does_not_grant() {
+    died_after_success("success-then-abort");
+}
+
+#[test]
+fn hole_9_an_end_crashing_after_success_does_not_grant() {
+    died_after_success("abort-in-end");
+}
+
+/// Issue 12, hole 8: a defect the worker sees ends its transaction at once
+/// (the virtual clock never moves here: the dialog limit cannot be what
+/// ends it) as a module defect naming what was wrong.
+fn defect_ends_the_dialog(variant: &str, cause: &str) -> Arc<WorkerModule> {
+    capture_log();
+    let m = worker(variant);
+    let pid = m.worker_pid().unwrap();
+    let mut d = Drive::start(m.clone(), cfg());
+    let (o, _) = d.finish();
+    match &o {
+        Outcome::Defect(d) => assert!(d.to_string().contains(cause), "{variant}: {d}"),
+        other => panic!("{variant}: {other:?}"),
+    }
+    // The worker lives on, and End was called for the module's sake (its
+    // driver does not call End after a defect).
+    assert_eq!(m.worker_pid(), Some(pid), "{variant}");
+    let n = variant.trim_start_matches("defect");
+    assert!(
+        wait_log(&format!("module worker: defects{n}: End called")),
+        "{variant}: {}",
+        log_text()
+    );
+    m
+}
+
+#[test]
+fn hole_8_complete_null_inside_begin_is_a_defect_of_that_transaction() {
+    defect_ends_the_dialog("defect1", "RasSecurityDialogComplete(NULL)");
+}
+
+#[test]
+fn hole_8_complete_with_an_unknown_handle_inside_begin_is_a_defect() {
+    defect_ends_the_dialog("defect2", "is not this transaction's");
+}
+
+#[test]
+fn hole_8_receive_with_a_non_eventfd_hevent_is_a_defect() {
+    let _alive = defect_ends_the_dialog("defect3", "is not an eventfd");
+    // The module still got its 87, and said so on stderr, which reached
+    // this process's log with the worker's prefix.
+    assert!(
+        wait_log("module worker: defects: Receive with a pipe as hEvent returned 87"),
+        "{}",
+        log_text()
+    );
+}
+
+#[test]
+fn hole_8_an_unattributable_defect_and_the_worker_log_reach_the_server_log() {
+    capture_log();
+    let m = worker("defect4");
+    let mut d = Drive::start(m, cfg());
+    let (o, _) = d.finish();
+    // Nothing names a transaction: the dialog goes on to the module's own
+    // verdict, and the server logs the defect as an error.
+    assert!(
+        matches!(&o, Outcome::Verdict(Verdict::Failure { user, .. }) if user == "nobody"),
+        "{o:?}"
+    );
+    assert!(
+        wait_log("could not attribute to a transaction: RasSecurityDialogComplete(NULL)"),
+        "{}",
+        log_text()
+    );
+    // The worker's own log line, and what the module printed.
+    assert!(
+        wait_log("module worker: module defect (no transaction to attribute it to)"),
+        "{}",
+        log_text()
+    );
+    assert!(
+        wait_log("module worker: defects: completed NULL from the dialog thread"),
+        "{}",
+        log_text()
+    );
 }

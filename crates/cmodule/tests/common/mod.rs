@@ -34,6 +34,72 @@ pub fn build_module(dir: &Path, src: &str) -> PathBuf {
     out
 }
 
+/// Compiles `src` into `dir/NAME.so` with `cc -shared -fPIC` and the
+/// extra arguments (a `-D` choosing what a test module does).
+pub fn build_module_as(dir: &Path, src: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let src = crate_dir().join("../..").join(src);
+    let out = dir.join(format!("{name}.so"));
+    let st = Command::new("cc")
+        .args(["-shared", "-fPIC"])
+        .args(extra)
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "cc failed for {}", src.display());
+    out
+}
+
+/// Everything this test process logged (the server's log, in the
+/// supervisor tests): a subscriber installed on first use.
+pub fn log_text() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+/// Installs the capturing subscriber (call before the code that logs).
+pub fn capture_log() {
+    let _ = log_buffer();
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static B: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    B.get_or_init(|| {
+        let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let w = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || LogWriter(w.clone()))
+            .try_init();
+        buf
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits (at most 10 s) until the captured log contains `text`.
+pub fn wait_log(text: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if log_text().contains(text) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// A clock the test moves.
 pub struct VClock(Mutex<Instant>);
 

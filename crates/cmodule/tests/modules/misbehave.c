@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include "../../../../examples/modules/dialog_util.h"
 
+/* Set by "abort-in-end": End crashes (the worker dies with it). */
+static volatile int crash_in_end;
+
 static void report(struct conv *c, const char *fmt, DWORD a, DWORD b, DWORD d)
 {
     char buf[128];
@@ -49,7 +52,7 @@ static void *dialog(void *arg)
                RasSecurityDialogReceive(c->hport, c->recvbuf - 1, &len, 0, c->efd));
         report(c, "R %u %u %u\r\n", RasSecurityDialogReceive(c->hport, c->recvbuf, NULL, 0, c->efd),
                RasSecurityDialogReceive(c->hport, c->recvbuf, &zero, 0, c->efd),
-               RasSecurityDialogReceive(c->hport, c->recvbuf, &len2, 0, -1));
+               RasSecurityDialogReceive(c->hport, NULL, &len2, 0, c->efd));
     } else if (!strcmp(cmd, "lengths")) {
         WORD len2 = 2;
         report(c, "R %u %u %u\r\n",
@@ -93,6 +96,15 @@ static void *dialog(void *arg)
     } else if (!strcmp(cmd, "never")) {
         send_str(c, "silent\r\n");
         return NULL;
+    } else if (!strcmp(cmd, "success-then-abort")) {
+        /* a forged SUCCESS, then the crash that corrupted it (hole 9) */
+        finish(c, SECURITYMSG_SUCCESS, 0, "forged");
+        abort();
+    } else if (!strcmp(cmd, "abort-in-end")) {
+        /* SUCCESS, then End crashes before it returns (hole 9) */
+        crash_in_end = 1;
+        finish(c, SECURITYMSG_SUCCESS, 0, "forged");
+        return NULL;
     } else if (!strcmp(cmd, "segv")) {
         send_str(c, "crashing\r\n");
         *(volatile int *)0 = 1; /* a real invalid write */
@@ -114,5 +126,7 @@ DWORD RasSecurityDialogBegin(HPORT hPort, PBYTE pSendBuf, DWORD SendBufSize, PBY
 
 DWORD RasSecurityDialogEnd(HPORT hPort)
 {
+    if (crash_in_end)
+        abort();
     return end_dialog(hPort);
 }
