@@ -18,7 +18,7 @@ fn repo() -> PathBuf {
 
 /// `cc -shared -fPIC src -o out`, nothing else, as module authors build.
 fn cc(src: &Path, out: &Path) {
-    let st = Command::new("cc")
+    let st = Command::new(require_tool("cc"))
         .args(["-shared", "-fPIC"])
         .arg(src)
         .arg("-o")
@@ -192,9 +192,7 @@ fn token_response(key_hex: &str, challenge: &str) -> String {
 
 #[test]
 fn the_tokencard_example_checks_the_challenge_response() {
-    if !have("python3") {
-        return;
-    }
+    require_tool("python3");
     let dir = tempfile::tempdir().unwrap();
     let so = dir.path().join("tokencard.so");
     cc(&repo().join("examples/modules/tokencard.c"), &so);

@@ -232,9 +232,8 @@ fn sigterm_mid_dialog_ends_it_records_it_and_exits_zero() {
 
 #[test]
 fn chat_passes_the_dialog_over_tcp() {
-    if !have("chat") || !have("socat") {
-        return;
-    }
+    require_tool("chat");
+    require_tool("socat");
     let s = tcp_setup("");
     let srv = s.start();
     let script = s.data().join("t.chat");
@@ -265,9 +264,7 @@ fn chat_passes_the_dialog_over_tcp() {
 
 #[test]
 fn chat_passes_the_dialog_over_the_pty_port() {
-    if !have("chat") {
-        return;
-    }
+    require_tool("chat");
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("pty0");
     let s = Setup::new(&group(
@@ -302,9 +299,8 @@ fn chat_passes_the_dialog_over_the_pty_port() {
 
 #[test]
 fn telnet_client_under_expect_sees_no_password_echo() {
-    if !have("telnet") || !have("expect") {
-        return;
-    }
+    require_tool("telnet");
+    require_tool("expect");
     let s = Setup::new(&group("telnet0", "telnet", ""));
     s.add_user("alice", "s3cret");
     let srv = s.start();
@@ -429,9 +425,7 @@ fn log_follow_prints_new_records_as_they_land() {
 
 #[test]
 fn user_add_asks_twice_without_echo() {
-    if !have("expect") {
-        return;
-    }
+    require_tool("expect");
     let s = Setup::new(&group("tcp0", "tcp", ""));
     let script = format!(
         r#"set timeout 20

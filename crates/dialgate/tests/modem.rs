@@ -163,6 +163,7 @@ fn ring_interval() -> Duration {
 
 #[test]
 fn answers_on_the_second_ring_logs_the_connect_and_notices_a_lost_carrier() {
+    require_tool("chat");
     let fm = FakeModem::new(FakeModemOptions::default());
     let s = Setup::new(&serial_group("modems", &[&fm], MODEM, USERS_EXEC));
     users(&s, &[("alice", "s3cret")]);
@@ -216,27 +217,22 @@ fn answers_on_the_second_ring_logs_the_connect_and_notices_a_lost_carrier() {
     // The next call: `chat` passes the dialog on the caller's end.
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(fm.call(ring_interval(), 5), Some(2));
-    if have("chat") {
-        let script = s.data().join("t.chat");
-        std::fs::write(
-            &script,
-            "TIMEOUT 10\nABORT 'Login incorrect'\nUsername: alice\nPassword: s3cret\n'granted alice' ''\n",
-        )
-        .unwrap();
-        let out = chat_on_tty(&fm.caller_path(), &script);
-        assert!(
-            out.status.success(),
-            "chat failed: {:?}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let r = s.wait_records(&["--outcome", "success"], 1, T);
-        assert_eq!(r[0]["user"], "alice");
-        assert!(r[0]["device"].as_str().unwrap().ends_with(" 33600/V42"));
-    } else {
-        assert!(std::env::var_os("CI").is_none(), "chat is needed in CI");
-        eprintln!("chat not installed: the chat round is skipped");
-    }
+    let script = s.data().join("t.chat");
+    std::fs::write(
+        &script,
+        "TIMEOUT 10\nABORT 'Login incorrect'\nUsername: alice\nPassword: s3cret\n'granted alice' ''\n",
+    )
+    .unwrap();
+    let out = chat_on_tty(&fm.caller_path(), &script);
+    assert!(
+        out.status.success(),
+        "chat failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = s.wait_records(&["--outcome", "success"], 1, T);
+    assert_eq!(r[0]["user"], "alice");
+    assert!(r[0]["device"].as_str().unwrap().ends_with(" 33600/V42"));
 }
 
 #[test]

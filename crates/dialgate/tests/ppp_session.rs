@@ -458,14 +458,7 @@ fn ppp_through_radius_with_accounting() {
     }
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../radius/tests/freeradius.sh");
-    if !std::path::Path::new("/usr/sbin/freeradius").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "freeradius is missing; scripts/test installs it"
-        );
-        eprintln!("skipping: freeradius is not installed");
-        return;
-    }
+    require_tool("/usr/sbin/freeradius");
     let out = Command::new("bash")
         .arg(&script)
         .args(["start", "18120", "18130"])

@@ -316,24 +316,66 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// True when `prog` is on PATH (or at an absolute path). In CI a missing
-/// tool is a failure, not a skip: the test command installs them.
-pub fn have(prog: &str) -> bool {
-    let found = if prog.starts_with('/') {
-        Path::new(prog).exists()
-    } else {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).exists()))
-            || Path::new("/usr/sbin").join(prog).exists()
-    };
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{prog} is missing; scripts/test installs it"
-        );
-        eprintln!("skipping: {prog} is not installed (scripts/test installs it)");
+/// Where `prog` is: itself when absolute, else on PATH or in `/usr/sbin`
+/// (where Debian puts `chat`, `ip` and `freeradius`, also when PATH lacks
+/// it).
+pub fn find_tool(prog: &str) -> Option<PathBuf> {
+    if prog.starts_with('/') {
+        return Path::new(prog).exists().then(|| PathBuf::from(prog));
     }
-    found
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// The Debian package that installs `prog` (for the failure message).
+fn debian_package(prog: &str) -> &str {
+    match prog.rsplit('/').next().unwrap_or(prog) {
+        "chat" | "pppd" => "ppp",
+        "ip" => "iproute2",
+        "ping" => "iputils-ping",
+        "cc" | "gcc" => "gcc",
+        "kill" => "procps",
+        "chattr" => "e2fsprogs",
+        other => other,
+    }
+}
+
+/// Fails the calling test unless `prog` is installed; returns its path. A
+/// test that cannot run here fails, it never passes: `scripts/test`
+/// installs every tool the tests use.
+pub fn require_tool(prog: &str) -> PathBuf {
+    find_tool(prog).unwrap_or_else(|| {
+        panic!(
+            "`{prog}` is not installed, so this test cannot run: install the Debian \
+             package `{}` (`bash scripts/test` installs it when run as root)",
+            debian_package(prog)
+        )
+    })
+}
+
+/// Fails the calling test unless it runs as root (`why`: what needs it).
+pub fn require_root(test: &str, why: &str) {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "{test} needs root ({why}), so it cannot run here: run the tests as root \
+         (`sudo bash scripts/test`)"
+    );
+}
+
+/// Fails the calling test unless it can make network namespaces and tun
+/// devices: root, `ip` (iproute2) and `/dev/net/tun`.
+pub fn require_netns(test: &str) {
+    require_root(test, "network namespaces, veth pairs and tun devices");
+    require_tool("ip");
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "{test}: /dev/net/tun is missing, so this test cannot run: load the tun \
+         module (`modprobe tun`) or give the container the device"
+    );
 }
 
 /// A group block for tests: `kind` tcp/telnet on port 0, users module,
@@ -396,16 +438,7 @@ pub fn in_netns(test: &str) -> bool {
             .status();
         return true;
     }
-    let root = nix::unistd::Uid::effective().is_root();
-    let ip = Command::new("ip").arg("-V").output().is_ok();
-    if !root || !ip {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PPP tests need root and iproute2 in CI"
-        );
-        eprintln!("skipping {test}: needs root and `ip` (network namespaces, tun)");
-        return false;
-    }
+    require_netns(test);
     let ns = format!(
         "dgppp-{}-{}",
         std::process::id(),
