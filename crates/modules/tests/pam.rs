@@ -5,8 +5,8 @@
 //! account is ever used.
 //!
 //! These need root (to write `/etc/pam.d`) and the Debian packages
-//! `libpam-pwdfile` and `libpam-oath`: without root they are skipped with a
-//! notice; with `CI` set, missing PAM modules fail the test.
+//! `libpam-pwdfile` and `libpam-oath` (`scripts/test` installs them):
+//! without them a test fails, naming what is missing.
 
 mod common;
 
@@ -44,13 +44,15 @@ fn has_pam_module(name: &str) -> bool {
         .any(|d| Path::new(d).join(name).is_file())
 }
 
-/// True when the PAM tests can run; prints why not otherwise. Panics under
-/// `CI` when the PAM modules are missing.
-fn ready(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("NOTICE: {test} skipped: needs root to write /etc/pam.d");
-        return false;
-    }
+/// Fails the calling test unless the PAM tests can run here: root (to
+/// write `/etc/pam.d`) and the PAM modules they use. A test that cannot run
+/// fails; it never passes.
+fn require_pam(test: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{test} needs root (it writes a service file in /etc/pam.d), so it cannot run \
+         here: run the tests as root (`sudo bash scripts/test`)"
+    );
     let missing: Vec<&str> = [
         "pam_pwdfile.so",
         "pam_oath.so",
@@ -60,15 +62,12 @@ fn ready(test: &str) -> bool {
     .into_iter()
     .filter(|m| !has_pam_module(m))
     .collect();
-    if !missing.is_empty() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PAM modules missing under CI: {missing:?} (install libpam-pwdfile libpam-oath)"
-        );
-        eprintln!("NOTICE: {test} skipped: PAM modules missing: {missing:?}");
-        return false;
-    }
-    true
+    assert!(
+        missing.is_empty(),
+        "{test}: PAM modules {missing:?} are not installed, so it cannot run: install \
+         the Debian packages `libpam-pwdfile` and `libpam-oath` (`bash scripts/test` \
+         installs them when run as root)"
+    );
 }
 
 /// A private PAM service: its data directory and `/etc/pam.d` file, both
@@ -187,9 +186,7 @@ fn totp_now() -> (totp::Totp, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pwdfile_grants_the_right_password() {
-    if !ready("pwdfile_grants_the_right_password") {
-        return;
-    }
+    require_pam("pwdfile_grants_the_right_password");
     let svc = Service::pwdfile("grant", "");
     let m = svc.module(PamOptions {
         domain: "LAB".into(),
@@ -212,9 +209,7 @@ async fn pwdfile_grants_the_right_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pwdfile_refuses_wrong_password_and_unknown_user() {
-    if !ready("pwdfile_refuses_wrong_password_and_unknown_user") {
-        return;
-    }
+    require_pam("pwdfile_refuses_wrong_password_and_unknown_user");
     let svc = Service::pwdfile("refuse", "");
     let m = svc.module(opts());
     // Wrong password twice: two tries, FAILURE with the typed name.
@@ -242,9 +237,7 @@ async fn pwdfile_refuses_wrong_password_and_unknown_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_management_must_pass_too() {
-    if !ready("account_management_must_pass_too") {
-        return;
-    }
+    require_pam("account_management_must_pass_too");
     // The right password, but the account stack refuses.
     let svc = Service::new(
         "acct",
@@ -262,9 +255,7 @@ async fn account_management_must_pass_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pam_own_name_prompt_is_echoed() {
-    if !ready("pam_own_name_prompt_is_echoed") {
-        return;
-    }
+    require_pam("pam_own_name_prompt_is_echoed");
     let svc = Service::pwdfile("ownname2", "");
     let m = svc.module(PamOptions {
         ask_username: false,
@@ -290,9 +281,7 @@ async fn pam_own_name_prompt_is_echoed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_message_is_shown_on_its_own_line() {
-    if !ready("info_message_is_shown_on_its_own_line") {
-        return;
-    }
+    require_pam("info_message_is_shown_on_its_own_line");
     let svc = Service::pwdfile(
         "info",
         "auth optional pam_echo.so Welcome to the dialgate PAM test\n",
@@ -312,9 +301,7 @@ async fn info_message_is_shown_on_its_own_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oath_totp_code_is_accepted() {
-    if !ready("oath_totp_code_is_accepted") {
-        return;
-    }
+    require_pam("oath_totp_code_is_accepted");
     let svc = Service::oath("totp-ok", "totpuser");
     let m = svc.module(opts());
     let mut d = Driver::start_default(m.clone()).await;
@@ -330,9 +317,7 @@ async fn oath_totp_code_is_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oath_wrong_code_is_refused() {
-    if !ready("oath_wrong_code_is_refused") {
-        return;
-    }
+    require_pam("oath_wrong_code_is_refused");
     let svc = Service::oath("totp-bad", "totpuser");
     let m = svc.module(PamOptions { tries: 1, ..opts() });
     let (t, now) = totp_now();
@@ -356,9 +341,7 @@ async fn oath_wrong_code_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_timeout_is_error_638() {
-    if !ready("prompt_timeout_is_error_638") {
-        return;
-    }
+    require_pam("prompt_timeout_is_error_638");
     let svc = Service::pwdfile("timeout", "");
     let m = svc.module(PamOptions {
         prompt_timeout_secs: 1,
@@ -380,9 +363,7 @@ async fn prompt_timeout_is_error_638() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_during_a_pam_prompt_ends_the_pam_thread() {
-    if !ready("end_during_a_pam_prompt_ends_the_pam_thread") {
-        return;
-    }
+    require_pam("end_during_a_pam_prompt_ends_the_pam_thread");
     let svc = Service::pwdfile("end", "");
     let m = svc.module(PamOptions {
         prompt_timeout_secs: 0,
@@ -405,9 +386,7 @@ async fn end_during_a_pam_prompt_ends_the_pam_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hang_up_during_a_pam_prompt_stops_without_verdict() {
-    if !ready("hang_up_during_a_pam_prompt_stops_without_verdict") {
-        return;
-    }
+    require_pam("hang_up_during_a_pam_prompt_stops_without_verdict");
     let svc = Service::pwdfile("hangup", "");
     let m = svc.module(opts());
     let mut d = Driver::start_default(m.clone()).await;
@@ -421,9 +400,7 @@ async fn hang_up_during_a_pam_prompt_stops_without_verdict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_pam_module_is_an_error_not_a_grant() {
-    if !ready("missing_pam_module_is_an_error_not_a_grant") {
-        return;
-    }
+    require_pam("missing_pam_module_is_an_error_not_a_grant");
     let svc = Service::new(
         "nomodule",
         "auth required pam_dialgate_no_such_module.so\naccount required pam_permit.so\n",
