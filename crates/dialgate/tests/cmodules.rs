@@ -335,3 +335,125 @@ fn complete_inside_begin_and_a_failing_begin_over_tcp() {
     let r = s.wait_records(&["--outcome", "begin-failed"], 1, T);
     assert_eq!(r[0]["error_code"], 1234, "{}", r[0]);
 }
+
+/// `cc -shared -fPIC -D... src -o out`: one build of a test module that
+/// picks its misbehaviour at compile time.
+fn cc_with(src: &Path, out: &Path, define: &str) {
+    let st = Command::new(require_tool("cc"))
+        .args(["-shared", "-fPIC", define])
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("cc runs");
+    assert!(st.success(), "cc {define} {}", src.display());
+}
+
+/// Waits (bounded) for a line of the server's log containing `needle`.
+fn server_logged(srv: &Server, needle: &str, limit: Duration) -> Option<String> {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match srv.stderr.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Some(line),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Issue 12, hole 8, end to end: defects only the worker can see (a NULL
+/// Complete and one naming no transaction, both inside Begin; a Receive
+/// with a pipe as hEvent) hang the TCP caller up at once, far inside the
+/// 60 s dialog limit, each recorded as `module-defect` with its cause; the
+/// worker's own lines reach the server's log.
+#[test]
+fn hole_8_worker_defects_hang_up_at_once_and_are_recorded_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo().join("crates/cmodule/tests/modules/defects.c");
+    let cases = [
+        (1, "RasSecurityDialogComplete(NULL)"),
+        (2, "is not this transaction's"),
+        (3, "is not an eventfd"),
+    ];
+    let mut cfg = String::new();
+    for (n, _) in cases {
+        let so = dir.path().join(format!("defect{n}.so"));
+        cc_with(&src, &so, &format!("-DDEFECT={n}"));
+        cfg.push_str(
+            &c_group(&so)
+                .replace("name = \"c0\"", &format!("name = \"d{n}\""))
+                .replace("dialog_time_limit = 10", "dialog_time_limit = 60"),
+        );
+        cfg.push('\n');
+    }
+    let s = Setup::new(&cfg);
+    let srv = s.start();
+    for (i, (n, cause)) in cases.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        let mut c = Caller::connect(srv.addr(&format!("d{n}")));
+        assert!(c.wait_closed(T), "defect{n}: hung up");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "defect{n}: hung up only after {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            !String::from_utf8_lossy(&c.seen).contains("granted"),
+            "defect{n}: {}",
+            String::from_utf8_lossy(&c.seen)
+        );
+        let d = s.wait_records(&["--outcome", "module-defect"], i + 1, T);
+        assert!(
+            d.iter()
+                .any(|r| r["detail"].as_str().is_some_and(|t| t.contains(cause))),
+            "defect{n}: {d:#?}"
+        );
+    }
+    assert!(
+        server_logged(
+            &srv,
+            "module worker: defects: Receive with a pipe as hEvent returned 87",
+            T
+        )
+        .is_some(),
+        "the module's stderr line in the server's log"
+    );
+}
+
+/// Issue 12, hole 9, end to end: a module that completes SUCCESS and then
+/// crashes (in its dialog thread, or in End) before End returned: the
+/// caller is never handed off, the record is `module-defect` naming the
+/// signal, and the next caller gets a fresh worker whose SUCCESS stands.
+#[test]
+fn hole_9_a_success_then_a_crash_before_end_returned_never_grants_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = test_module("misbehave", dir.path());
+    let s = Setup::new(&c_group(&so));
+    let srv = s.start();
+    for (i, cmd) in ["success-then-abort", "abort-in-end"].iter().enumerate() {
+        let mut c = Caller::connect(srv.addr("c0"));
+        c.send(format!("{cmd}\r").as_bytes());
+        assert!(c.wait_closed(T), "{cmd}: hung up");
+        assert!(
+            !String::from_utf8_lossy(&c.seen).contains("granted"),
+            "{cmd}: a forged SUCCESS was handed off: {}",
+            String::from_utf8_lossy(&c.seen)
+        );
+        let d = s.wait_records(&["--outcome", "module-defect"], i + 1, T);
+        let last = d.last().unwrap();
+        let detail = last["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("SIGABRT") && detail.contains("verdict does not stand"),
+            "{cmd}: {last}"
+        );
+    }
+    assert!(s.records(&["--outcome", "success"]).is_empty());
+    let mut c = Caller::connect(srv.addr("c0"));
+    c.send(b"bad-handle\r");
+    assert!(
+        c.expect("granted probe", T),
+        "{}",
+        String::from_utf8_lossy(&c.seen)
+    );
+}
