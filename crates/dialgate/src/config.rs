@@ -218,6 +218,11 @@ pub struct NetworkConfig {
     pub dns: Vec<std::net::Ipv4Addr>,
 }
 
+/// Default `auth_timeout` of a `ppp` hand-off.
+pub const PPP_AUTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest `auth_timeout` of a `ppp` hand-off.
+pub const PPP_AUTH_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+
 /// A `ppp` hand-off.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PppConfig {
@@ -231,6 +236,9 @@ pub struct PppConfig {
     pub echo_interval: Duration,
     /// Unanswered echoes before the session ends.
     pub echo_max_missed: u32,
+    /// The longest PPP authentication may take (each Authenticate phase,
+    /// from LCP up to success) before the session ends.
+    pub auth_timeout: Duration,
     /// No IP packet either way for this long ends the session.
     pub idle_timeout: Option<Duration>,
     /// The longest a session may last.
@@ -530,6 +538,7 @@ struct RawHandoff {
     same_user: Option<bool>,
     echo_interval: Option<Spanned<RawDuration>>,
     echo_max_missed: Option<Spanned<i64>>,
+    auth_timeout: Option<Spanned<RawDuration>>,
     idle_timeout: Option<Spanned<RawDuration>>,
     session_limit: Option<Spanned<RawDuration>>,
     radius: Option<Spanned<RawPppRadius>>,
@@ -963,6 +972,13 @@ fn check_ppp(cx: &Ctx<'_>, h: &RawHandoff) -> Result<PppConfig, ConfigError> {
             "echo_interval",
         )?,
         echo_max_missed: positive(cx, &h.echo_max_missed, 4, 100, "echo_max_missed")? as u32,
+        auth_timeout: {
+            let d = duration(cx, &h.auth_timeout, PPP_AUTH_TIMEOUT, "auth_timeout")?;
+            if let Some(s) = h.auth_timeout.as_ref().filter(|_| d > PPP_AUTH_TIMEOUT_MAX) {
+                return Err(cx.at(s, "auth_timeout must be at most 10m"));
+            }
+            d
+        },
         idle_timeout: opt(&h.idle_timeout, "idle_timeout")?,
         session_limit: opt(&h.session_limit, "session_limit")?,
         radius: h
@@ -1247,6 +1263,7 @@ fn check_group(
                 same_user: true,
                 echo_interval: Duration::from_secs(30),
                 echo_max_missed: 4,
+                auth_timeout: PPP_AUTH_TIMEOUT,
                 idle_timeout: None,
                 session_limit: None,
                 radius: None,
@@ -2454,6 +2471,34 @@ mod ppp_tests {
         assert_eq!(ppp.auth.len(), 3);
         assert!(ppp.same_user);
         assert_eq!(c.network.as_ref().unwrap().prefix_len, 24);
+    }
+
+    #[test]
+    fn hole_3_ppp_auth_timeout_defaults_to_30s_and_is_checked() {
+        let ppp_of = |extra: &str| {
+            p(&format!(
+                "{NET}{}",
+                group(
+                    &format!("kind = \"ppp\"\npool = \"10.250.1.10-10.250.1.20\"\n{extra}"),
+                    true
+                )
+            ))
+        };
+        let c = ppp_of("").unwrap();
+        let Handoff::Ppp(ppp) = &c.groups[0].handoff else {
+            panic!()
+        };
+        assert_eq!(ppp.auth_timeout, Duration::from_secs(30));
+        let c = ppp_of("auth_timeout = \"5s\"\n").unwrap();
+        let Handoff::Ppp(ppp) = &c.groups[0].handoff else {
+            panic!()
+        };
+        assert_eq!(ppp.auth_timeout, Duration::from_secs(5));
+        for bad in ["0", "\"11m\"", "-3", "\"soon\""] {
+            let e = ppp_of(&format!("auth_timeout = {bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("auth_timeout"), "{bad}: {e}");
+            assert!(e.at.is_some(), "{bad}: points at the key");
+        }
     }
 
     #[test]

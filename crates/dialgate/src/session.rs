@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ppp::auth::{AuthProtocol, Credentials, Verdict};
-use ppp::link::{DownCause, Event, Link, LinkConfig};
+use ppp::auth::{AuthProtocol, Credentials, Verdict, VerifyId};
+use ppp::link::{DownCause, Event, Link, LinkConfig, LinkError};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -170,6 +170,7 @@ where
     cfg.ipcp.dns = rt.net.dns;
     cfg.echo_interval = Some(rt.cfg.echo_interval);
     cfg.echo_max_missed = rt.cfg.echo_max_missed;
+    cfg.auth_timeout = Some(rt.cfg.auth_timeout);
     let now = Instant::now();
     let mut link = match Link::new(cfg, now, Box::new(|b: &mut [u8]| rand::fill(b))) {
         Ok(l) => l,
@@ -184,7 +185,13 @@ where
         link.handle_input(now, &start.backlog);
     }
 
-    let (verdict_tx, mut verdict_rx) = mpsc::channel::<(Verdict, bool)>(4);
+    // Every verdict names the request it answers; the link refuses one
+    // that is not for its pending request.
+    let (verdict_tx, mut verdict_rx) = mpsc::channel::<(VerifyId, Verdict)>(4);
+    // The check running for the pending request (aborted when the link
+    // voids the request).
+    let mut check: Option<(VerifyId, tokio::task::AbortHandle)> = None;
+    let mut stale_verdicts: u64 = 0;
     let mut route: Option<(crate::network::Route, mpsc::Receiver<Vec<u8>>)> = None;
     let mut buf = vec![0u8; 4096];
     let mut out: Vec<u8> = Vec::new();
@@ -216,6 +223,7 @@ where
         while let Some(ev) = link.poll_event() {
             match ev {
                 Event::Verify(req) => {
+                    let id = req.id;
                     let creds = req.credentials;
                     info.user = Some(String::from_utf8_lossy(creds.user()).into_owned());
                     info.method = Some(method_name(creds.protocol()).to_string());
@@ -224,22 +232,44 @@ where
                             .dialog_user
                             .is_some_and(|u| u.as_bytes() != creds.user());
                     let tx = verdict_tx.clone();
+                    if let Some((_, old)) = check.take() {
+                        // The link asks again only after voiding the old one.
+                        old.abort();
+                    }
                     if mismatch {
+                        // Given at once, so it cannot be lost or delayed.
+                        name_mismatch = true;
                         let v =
                             Verdict::reject("User name differs from the one given in the dialog");
-                        let _ = tx.try_send((v, true));
+                        if let Err(e) = link.verified(Instant::now(), id, v) {
+                            tracing::warn!("PPP name-mismatch verdict not taken: {e}");
+                        }
                     } else if let Some(rp) = rt.radius.clone() {
                         let calling = modules::radius_ppp::device_port(&start.who.device).1;
-                        tokio::spawn(async move {
+                        let h = tokio::spawn(async move {
                             let v = rp.verify(&creds, calling.as_deref()).await;
-                            let _ = tx.send((v, false)).await;
+                            let _ = tx.send((id, v)).await;
                         });
+                        check = Some((id, h.abort_handle()));
                     } else {
                         let (users, secrets) = (rt.users_file.clone(), rt.secrets_file.clone());
-                        tokio::task::spawn_blocking(move || {
+                        let h = tokio::task::spawn_blocking(move || {
                             let v = verify(&creds, &users, &secrets);
-                            let _ = tx.blocking_send((v, false));
+                            let _ = tx.blocking_send((id, v));
                         });
+                        // A running blocking check cannot be stopped; its
+                        // late verdict is refused by the link.
+                        check = Some((id, h.abort_handle()));
+                    }
+                }
+                Event::VerifyAborted(id) => {
+                    if let Some((c, h)) = check.take_if(|(c, _)| *c == id) {
+                        h.abort();
+                        tracing::info!(
+                            group = start.group,
+                            "PPP credential check {} aborted: authentication restarted",
+                            c.0
+                        );
                     }
                 }
                 Event::Authenticated { user, protocol } => {
@@ -314,12 +344,15 @@ where
         if out.is_empty() {
             while let Some(frame) = link.poll_transmit() {
                 out.extend_from_slice(&frame);
-                if out.len() > 64 * 1024 {
+                if out.len() >= link.tx_queue_max() {
                     break;
                 }
             }
             off = 0;
         }
+        // Back-pressure: while the link's transmit queue is full (the
+        // caller does not read), read neither the line nor the route.
+        let room = link.pending_tx_bytes() < link.tx_queue_max();
         if cause.is_some() {
             if out.is_empty() || eof {
                 break;
@@ -334,7 +367,7 @@ where
             .filter(|_| route.is_some())
             .map(|d| last_ip + d);
         tokio::select! {
-            r = rd.read(&mut buf), if !eof => match r {
+            r = rd.read(&mut buf), if !eof && room => match r {
                 Ok(0) | Err(_) => {
                     eof = true;
                     out.clear();
@@ -356,18 +389,28 @@ where
                     }
                 }
             },
-            Some((v, mismatch)) = verdict_rx.recv() => {
-                name_mismatch |= mismatch;
-                if let Err(e) = link.verified(Instant::now(), v) {
-                    tracing::warn!("PPP verdict not taken: {e}");
+            Some((id, v)) = verdict_rx.recv() => {
+                if check.as_ref().is_some_and(|(c, _)| *c == id) {
+                    check = None;
+                }
+                match link.verified(Instant::now(), id, v) {
+                    Ok(()) => {}
+                    Err(e @ LinkError::StaleVerdict(_)) => {
+                        // A check for a request the link voided: dropped.
+                        stale_verdicts += 1;
+                        tracing::warn!(group = start.group, "PPP verdict refused: {e}");
+                    }
+                    Err(e) => tracing::warn!("PPP verdict not taken: {e}"),
                 }
             }
-            Some(p) = recv_opt(&mut route) => {
-                info.packets_out += 1;
-                info.bytes_out += p.len() as u64;
+            Some(p) = recv_opt(&mut route), if room => {
                 last_ip = tokio::time::Instant::now();
-                if let Err(e) = link.send_ip(&p) {
-                    tracing::debug!("packet for {peer} not sent: {e}");
+                match link.send_ip(&p) {
+                    Ok(()) => {
+                        info.packets_out += 1;
+                        info.bytes_out += p.len() as u64;
+                    }
+                    Err(e) => tracing::debug!("packet for {peer} not sent: {e}"),
                 }
             }
             _ = sleep_opt(timer) => link.handle_timeout(Instant::now()),
@@ -396,6 +439,9 @@ where
             }
         }
     }
+    if let Some((_, h)) = check.take() {
+        h.abort();
+    }
     drop(route);
     drop(lease);
     let _ = wr.flush().await;
@@ -411,7 +457,7 @@ where
     }
     rec.outcome = if name_mismatch {
         eventlog::Outcome::PppNameMismatch
-    } else if auth_failed || matches!(cause, DownCause::AuthFailed(_)) {
+    } else if auth_failed || matches!(cause, DownCause::AuthFailed(_) | DownCause::AuthTimeout) {
         eventlog::Outcome::PppAuthFailed
     } else if called_back && !shut {
         eventlog::Outcome::Callback
@@ -420,8 +466,36 @@ where
     } else {
         eventlog::Outcome::SessionEnded
     };
+    let mut notes = Vec::new();
     if spoofed > 0 {
-        rec.detail = Some(format!("{spoofed} packets with a spoofed source dropped"));
+        notes.push(format!("{spoofed} packets with a spoofed source dropped"));
+    }
+    let st = link.stats();
+    if st.tx_dropped > 0 {
+        notes.push(format!(
+            "{} frames dropped: transmit queue full (the caller did not read)",
+            st.tx_dropped
+        ));
+    }
+    if st.replies_limited > 0 {
+        notes.push(format!(
+            "{} echo replies or protocol rejects not sent (rate limit)",
+            st.replies_limited
+        ));
+    }
+    if stale_verdicts > 0 {
+        notes.push(format!(
+            "{stale_verdicts} stale credential verdicts refused"
+        ));
+    }
+    if matches!(cause, DownCause::AuthTimeout) {
+        notes.push(format!(
+            "PPP authentication did not complete within {}s",
+            rt.cfg.auth_timeout.as_secs()
+        ));
+    }
+    if !notes.is_empty() {
+        rec.detail = Some(notes.join("; "));
     }
     if name_mismatch {
         rec.detail = Some(format!(
