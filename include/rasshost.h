@@ -108,11 +108,19 @@ DWORD RasSecurityDialogBegin(HPORT hPort, PBYTE pSendBuf, DWORD SendBufSize,
 
 /*
  * Release the port: after your Complete (cleanup), or to abort a dialog
- * (caller hung up, dialog time limit, shutdown). When aborting, a non-zero
- * return ends the transaction at once; NO_ERROR lets you still call Complete
- * within the host's grace period (the logged outcome is the abort's cause
- * either way). Once End returned, the host no longer touches your Receive's
- * buffer, length or event.
+ * (caller hung up, dialog time limit, shutdown, or a module defect the host
+ * found). When aborting, a non-zero return ends the transaction at once;
+ * NO_ERROR lets you still call Complete within the host's grace period (the
+ * logged outcome is the abort's cause either way). Once End returned, the
+ * host no longer touches your Receive's buffer, length or event.
+ *
+ * End must return: a SUCCESS stands only once End has returned after it.
+ * If your process dies (or End hangs past the grace period) between your
+ * Complete and End's return, the verdict does not stand: the caller is hung
+ * up and a module defect recorded. After End returned the host keeps
+ * pSendBuf/pRecvBuf mapped, unused, for a while (at least 60 s), so a
+ * dialog thread told to stop but not yet finished does not corrupt memory;
+ * do not rely on it: stop touching them before End returns.
  */
 DWORD RasSecurityDialogEnd(HPORT hPort);
 
@@ -139,7 +147,9 @@ DWORD RasSecurityDialogSend(HPORT hPort, PBYTE pBuffer, WORD BufferLength);
  * timeout *pBufferLength = 0 and GetInfo's LastError is 638. If the caller
  * hangs up meanwhile: *pBufferLength = 0, LastError 619, event signalled;
  * End follows. Keep pBufferLength and hEvent valid until the event fired or
- * End/Complete returned.
+ * End/Complete returned. An hEvent that is not an eventfd gets 87 and is
+ * also a module defect: the dialog ends at once (the host could never
+ * signal it).
  * Returns PENDING, 601, 619, 616 (a Receive is pending), 87 or 603.
  */
 DWORD RasSecurityDialogReceive(HPORT hPort, PBYTE pBuffer, PWORD pBufferLength,
@@ -158,6 +168,14 @@ DWORD RasSecurityDialogGetInfo(HPORT hPort, RAS_SECURITY_INFO *pBuffer);
  * dwError 0, or a string without its NUL is a module defect (the caller is
  * hung up, never granted). A second Complete is ignored and logged.
  * Returns nothing, as on Windows.
+ *
+ * Inside Begin or End the host knows the transaction from the calling
+ * thread: a NULL pSecMsg, or an hPort that is not that call's, is a defect
+ * of that transaction. From any other thread the host goes by hPort alone:
+ * a NULL pSecMsg or an hPort naming no live transaction is logged as an
+ * error, and cannot end any dialog; and a module that keeps one handle in a
+ * global and completes another caller's dialog with it cannot be caught.
+ * Keep each dialog's hPort with that dialog.
  */
 VOID RasSecurityDialogComplete(SECURITY_MESSAGE *pSecMsg);
 
