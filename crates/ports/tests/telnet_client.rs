@@ -12,12 +12,16 @@ use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(10);
 
-fn tools_present() -> bool {
-    let ok = Path::new("/usr/bin/telnet").exists() && Path::new("/usr/bin/expect").exists();
-    if !ok {
-        eprintln!("SKIPPED: needs Debian's telnet and expect (apt-get install telnet expect)");
+/// Fails the calling test unless Debian's `telnet` and `expect` are
+/// installed: a test that cannot run fails, it never passes.
+fn require_tools() {
+    for (tool, package) in [("/usr/bin/telnet", "telnet"), ("/usr/bin/expect", "expect")] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is not installed, so this test cannot run: install the Debian package \
+             `{package}` (`bash scripts/test` installs it when run as root)"
+        );
     }
-    ok
 }
 
 /// Read one answer ending in CR, LF or CR LF; echo it back if asked.
@@ -101,9 +105,7 @@ async fn run_expect(addr: SocketAddr) -> std::process::Output {
 
 #[tokio::test]
 async fn telnet_client_does_not_echo_the_password() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let port = Port::bind(PortConfig::telnet("127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
@@ -124,9 +126,7 @@ async fn telnet_client_does_not_echo_the_password() {
 /// locally, so the password shows. This proves the test above can fail.
 #[tokio::test]
 async fn without_will_echo_the_password_shows() {
-    if !tools_present() {
-        return;
-    }
+    require_tools();
     let port = Port::bind(PortConfig::tcp("127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
