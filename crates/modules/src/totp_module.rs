@@ -728,6 +728,27 @@ pub fn list_totp_users(store_path: &Path) -> Result<Vec<(String, bool)>, TotpSto
         .unwrap_or_default())
 }
 
+/// Parses TOTP store text exactly as the `totp` module does when a dialog
+/// loads the store (the TOML shape, then every entry: name, base32 secret
+/// and its length, digits, period, algorithm, PIN hash and its argon2
+/// limits); `path` only names the store in errors. Returns the enrolled
+/// users, sorted, with whether each has a PIN. Reads no file: for the fuzz
+/// target and for checking a store before installing it.
+pub fn parse_store(text: &str, path: &Path) -> Result<Vec<(String, bool)>, TotpStoreError> {
+    let raw: StoreRaw = toml::from_str(text).map_err(|e| TotpStoreError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let store = Store::parse(&raw, path)?;
+    let mut users: Vec<(String, bool)> = store
+        .users
+        .iter()
+        .map(|(n, e)| (n.clone(), e.pin_hash.is_some()))
+        .collect();
+    users.sort();
+    Ok(users)
+}
+
 /// Renders `uri` as a QR code for a terminal: two modules per character
 /// cell (Unicode half blocks), light on dark as most terminals are, with
 /// the quiet zone. Lines end with `\n`.
@@ -1297,6 +1318,24 @@ mod tests {
         assert!(matches!(
             Store::load(&path),
             Err(TotpStoreError::InsecureMode { mode: 0o644, .. })
+        ));
+    }
+
+    #[test]
+    fn parse_store_checks_entries_like_the_module() {
+        let p = Path::new("/x/totp.toml");
+        let ok = "[users.bob]\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\n\
+                  [users.al]\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\ndigits = 8\n";
+        assert_eq!(
+            parse_store(ok, p).unwrap(),
+            vec![("al".to_string(), false), ("bob".to_string(), false)]
+        );
+        let bad = "[users.a]\nsecret = \"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\"\nperiod = 0\n";
+        let e = parse_store(bad, p).unwrap_err().to_string();
+        assert!(e.contains("/x/totp.toml") && e.contains("period"), "{e}");
+        assert!(matches!(
+            parse_store("users = 3", p),
+            Err(TotpStoreError::Syntax { .. })
         ));
     }
 
