@@ -431,25 +431,34 @@ impl ReceiveTarget {
         // unaligned in a packed struct: write it unaligned.
         unsafe { self.length.write_unaligned(n as u16) };
         drop(bufs);
-        signal_eventfd(self.event, self.entry.hport);
+        let signalled = signal_eventfd(self.event);
+        drop(open);
+        if !signalled {
+            // Reported outside the gate's lock: the report may complete
+            // other Receives (see the worker's defect sink).
+            defect(
+                Some(self.entry.hport.0),
+                &format!(
+                    "RasSecurityDialogReceive: hEvent {} is no longer an eventfd when the \
+                     Receive completed; not signalled",
+                    self.event
+                ),
+            );
+        }
     }
 }
 
-fn signal_eventfd(fd: c_int, hport: HPort) {
+/// Adds 1 to the eventfd `fd`; false (and nothing written) when `fd` is no
+/// longer an eventfd.
+fn signal_eventfd(fd: c_int) -> bool {
     if !is_eventfd(fd) {
-        defect(
-            Some(hport.0),
-            &format!(
-                "RasSecurityDialogReceive: hEvent {fd} is no longer an eventfd when the \
-                 Receive completed; not signalled"
-            ),
-        );
-        return;
+        return false;
     }
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live u64 to a descriptor checked to be
     // an eventfd; an error (counter full, closed meanwhile) is ignored.
     let _ = unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+    true
 }
 
 /// True when `fd` is an open eventfd of this process.

@@ -125,6 +125,29 @@ pub fn run(module: &Path, fd: RawFd) -> Result<(), WorkerError> {
             hport: hport.map_or(0, |h| h.0),
             what: what.to_string(),
         });
+        // The server ends that dialog at once and drops its pending
+        // Receive; as on every abort, the module's Receive completes first
+        // (619), so its dialog thread wakes and its End can return.
+        if let Some(h) = hport {
+            let events: Vec<ReceiveEvent> = {
+                let mut ev = lock(&sink.events);
+                let ids: Vec<u64> = ev
+                    .iter()
+                    .filter(|(_, (eh, _))| *eh == h)
+                    .map(|(id, _)| *id)
+                    .collect();
+                ids.iter()
+                    .filter_map(|id| ev.remove(id))
+                    .map(|(_, e)| e)
+                    .collect()
+            };
+            for event in events {
+                event(securityhost::ReceiveCompletion {
+                    last_error: ERROR_PORT_DISCONNECTED,
+                    data: Vec::new(),
+                });
+            }
+        }
     }));
     let mut reader = sock;
     loop {
@@ -187,7 +210,7 @@ pub fn run(module: &Path, fd: RawFd) -> Result<(), WorkerError> {
                 data,
             } => {
                 let event = lock(&shared.events).remove(&id);
-                if let Some(event) = event {
+                if let Some((_, event)) = event {
                     event(securityhost::ReceiveCompletion { last_error, data });
                 }
             }
@@ -207,8 +230,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Host calls waiting for their reply, by id.
     waiting: Mutex<HashMap<u64, mpsc::SyncSender<Frame>>>,
-    /// Receive events, by the Receive's id.
-    events: Mutex<HashMap<u64, ReceiveEvent>>,
+    /// Receive events and their handle, by the Receive's id.
+    events: Mutex<HashMap<u64, (HPort, ReceiveEvent)>>,
 }
 
 impl Shared {
@@ -277,7 +300,7 @@ impl Host for ProxyHost {
         let s = &self.shared;
         let id = s.next_id.fetch_add(1, Ordering::Relaxed);
         // Registered first: the completion may overtake the reply.
-        lock(&s.events).insert(id, event);
+        lock(&s.events).insert(id, (hport, event));
         let (tx, rx) = mpsc::sync_channel(1);
         lock(&s.waiting).insert(id, tx);
         s.post(&Frame::Receive {

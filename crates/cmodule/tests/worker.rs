@@ -32,7 +32,7 @@ fn built() -> &'static Built {
         ] {
             build_module(dir.path(), src);
         }
-        for n in 1..=4 {
+        for n in 1..=5 {
             build_module_as(
                 dir.path(),
                 "crates/cmodule/tests/modules/defects.c",
@@ -521,4 +521,38 @@ fn hole_10_late_writes_after_end_are_clean_under_valgrind() {
         !text.contains("Invalid write") && !text.contains("Invalid read"),
         "{text}"
     );
+}
+
+/// Hole 8: the dialog a reported defect ended had a Receive pending; the
+/// worker completes it (619, as on every abort) so the module's thread
+/// wakes and its End, which joins that thread, returns: the worker is not
+/// killed at the call timeout with every other caller on it.
+#[test]
+fn hole_8_a_defect_completes_the_pending_receive_so_end_returns() {
+    capture_log();
+    let m = worker_with(
+        "defect5",
+        WorkerOptions {
+            call_timeout: Duration::from_secs(3),
+            ..WorkerOptions::default()
+        },
+    );
+    let pid = m.worker_pid();
+    let mut d = Drive::start(m.clone(), cfg());
+    let (o, _) = d.finish();
+    match &o {
+        Outcome::Defect(d) => assert!(d.to_string().contains("Complete(NULL)"), "{d}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        wait_log("module worker: defects5: the pending Receive (600) ended with length 0"),
+        "{}",
+        log_text()
+    );
+    assert!(
+        wait_log("module worker: defects5: End returned"),
+        "{}",
+        log_text()
+    );
+    assert_eq!(m.worker_pid(), pid, "the worker was not killed");
 }

@@ -7,21 +7,27 @@
  *      dialog thread, with its own valid handle
  *   4  Complete(NULL) from its dialog thread: nothing to attribute it to
  *      (the server logs it); then a line on stderr and a FAILURE verdict
+ *   5  Complete(NULL) inside Begin while its dialog thread waits on a
+ *      pending Receive: that Receive must complete (619) so the thread
+ *      wakes and End, which joins it, returns
  * End wakes and joins the dialog thread, if there is one. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <string.h>
 #include <unistd.h>
 #include "../../../../include/rasshost.h"
 
 #ifndef DEFECT
-#error "build with -DDEFECT=1..4"
+#error "build with -DDEFECT=1..5"
 #endif
 
 static VOID (*complete_fn)(SECURITY_MESSAGE *);
 static pthread_t thread;
 static int have_thread;
 static int stop[2] = {-1, -1};
+static int ready[2] = {-1, -1};
 
 struct args {
     HPORT h;
@@ -46,6 +52,17 @@ static void *dialog(void *p)
     m.hPort = x->h;
     strcpy(m.UserName, "nobody");
     complete_fn(&m);
+#elif DEFECT == 5
+    WORD len = 8;
+    int efd = eventfd(0, 0);
+    DWORD r = RasSecurityDialogReceive(x->h, x->recv, &len, 0, efd);
+    (void)!write(ready[1], "r", 1);
+    uint64_t v;
+    if (r == PENDING)
+        while (read(efd, &v, sizeof v) < 0)
+            ;
+    fprintf(stderr, "defects5: the pending Receive (%u) ended with length %u\n", r, len);
+    close(efd);
 #endif
     /* Until End says stop. */
     while (read(stop[0], &c, 1) < 0)
@@ -70,13 +87,19 @@ DWORD RasSecurityDialogBegin(HPORT hPort, PBYTE s, DWORD sn, PBYTE r, DWORD rn,
     strcpy(m.UserName, "bogus");
     complete(&m);
 #else
-    if (pipe(stop) != 0)
+    if (pipe(stop) != 0 || pipe(ready) != 0)
         return 1;
     a.h = hPort;
     a.recv = r;
     if (pthread_create(&thread, NULL, dialog, &a) != 0)
         return 2;
     have_thread = 1;
+#if DEFECT == 5
+    char c;
+    while (read(ready[0], &c, 1) < 0)
+        ;
+    complete(NULL);
+#endif
 #endif
     return NO_ERROR;
 }
@@ -91,6 +114,9 @@ DWORD RasSecurityDialogEnd(HPORT hPort)
         have_thread = 0;
         close(stop[0]);
         close(stop[1]);
+        close(ready[0]);
+        close(ready[1]);
+        fprintf(stderr, "defects%d: End returned\n", DEFECT);
     }
     return 1; /* "I stopped my dialog" */
 }
