@@ -33,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
         secret: b"secret".to_vec(),
     }]);
     cfg.timeout = Duration::from_secs(1);
-    cfg.require_message_authenticator = data.first().is_some_and(|b| b & 1 == 1);
+    cfg.require_message_authenticator = if data.first().is_some_and(|b| b & 1 == 1) {
+        radius::RequireMessageAuthenticator::Always
+    } else {
+        radius::RequireMessageAuthenticator::Never
+    };
     let mut client = Client::new(cfg).expect("valid config");
     let now = Instant::now();
     let request = if data.get(1).is_some_and(|b| b & 1 == 1) {

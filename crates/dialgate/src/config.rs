@@ -102,8 +102,8 @@ pub enum ModuleConfig {
         timeout: Duration,
         /// Resends per server.
         retries: u32,
-        /// Drop replies without a Message-Authenticator (BlastRADIUS).
-        require_message_authenticator: bool,
+        /// Which replies must carry a Message-Authenticator (BlastRADIUS).
+        require_message_authenticator: radius::RequireMessageAuthenticator,
         /// NAS-Identifier.
         nas_identifier: String,
         /// Sent before the first prompt.
@@ -259,8 +259,8 @@ pub struct PppRadius {
     pub timeout: Duration,
     /// Resends per server.
     pub retries: u32,
-    /// Drop replies without a Message-Authenticator.
-    pub require_message_authenticator: bool,
+    /// Which replies must carry a Message-Authenticator (BlastRADIUS).
+    pub require_message_authenticator: radius::RequireMessageAuthenticator,
     /// NAS-Identifier.
     pub nas_identifier: String,
     /// Interim-Update interval (`None`: none).
@@ -468,7 +468,7 @@ struct RawModule {
     servers: Option<Spanned<Vec<RawServer>>>,
     timeout: Option<Spanned<RawDuration>>,
     retries: Option<Spanned<i64>>,
-    require_message_authenticator: Option<Spanned<bool>>,
+    require_message_authenticator: Option<Spanned<RawRequireMa>>,
     nas_identifier: Option<Spanned<String>>,
     max_challenge_rounds: Option<Spanned<i64>>,
     service: Option<Spanned<String>>,
@@ -553,9 +553,36 @@ struct RawPppRadius {
     accounting: Vec<RawServer>,
     timeout: Option<Spanned<RawDuration>>,
     retries: Option<Spanned<i64>>,
-    require_message_authenticator: Option<bool>,
+    require_message_authenticator: Option<Spanned<RawRequireMa>>,
     nas_identifier: Option<String>,
     interim_interval: Option<Spanned<RawDuration>>,
+}
+
+/// `require_message_authenticator`: `true`, `false` or `"auto"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRequireMa {
+    Bool(bool),
+    Text(String),
+}
+
+/// `require_message_authenticator` (default `true`: every Access-* reply
+/// must carry one, against BlastRADIUS, CVE-2024-3596).
+fn require_ma(
+    cx: &Ctx<'_>,
+    v: &Option<Spanned<RawRequireMa>>,
+) -> Result<radius::RequireMessageAuthenticator, ConfigError> {
+    use radius::RequireMessageAuthenticator as R;
+    let Some(s) = v else { return Ok(R::Always) };
+    match s.get_ref() {
+        RawRequireMa::Bool(true) => Ok(R::Always),
+        RawRequireMa::Bool(false) => Ok(R::Never),
+        RawRequireMa::Text(t) if t == "auto" => Ok(R::Auto),
+        RawRequireMa::Text(t) => Err(cx.at(
+            s,
+            format!("require_message_authenticator is true, false or \"auto\", not {t:?}"),
+        )),
+    }
 }
 
 /// A duration: whole seconds, or a string like `90s`, `2m`, `1h`.
@@ -886,7 +913,7 @@ fn check_ppp_radius(cx: &Ctx<'_>, r: &RawPppRadius) -> Result<PppRadius, ConfigE
             Some(n) if (0..=10).contains(n.get_ref()) => *n.get_ref() as u32,
             Some(n) => return Err(cx.at(n, "retries is 0 to 10")),
         },
-        require_message_authenticator: r.require_message_authenticator.unwrap_or(false),
+        require_message_authenticator: require_ma(cx, &r.require_message_authenticator)?,
         nas_identifier: r
             .nas_identifier
             .clone()
@@ -1719,10 +1746,7 @@ fn check_module_at(
                     Some(r) if (0..=10).contains(r.get_ref()) => *r.get_ref() as u32,
                     Some(r) => return Err(cx.at(r, "retries is 0 to 10")),
                 },
-                require_message_authenticator: m
-                    .require_message_authenticator
-                    .as_ref()
-                    .is_some_and(|b| *b.get_ref()),
+                require_message_authenticator: require_ma(cx, &m.require_message_authenticator)?,
                 nas_identifier: m
                     .nas_identifier
                     .as_ref()
@@ -2575,6 +2599,36 @@ mod module_tests {
         module(body).unwrap().groups[0].module.clone().unwrap()
     }
 
+    /// Issue 12 hole 5: without the key, RADIUS replies must be signed;
+    /// `"auto"` and `false` are explicit choices; anything else is an error
+    /// at its place.
+    #[test]
+    fn hole_5_message_authenticator_is_required_by_default() {
+        use radius::RequireMessageAuthenticator as R;
+        let radius = |extra: &str| {
+            module(&format!(
+                "kind = \"radius\"\nservers = [{{ address = \"127.0.0.1:1812\", secret = \"s\" }}]\n{extra}"
+            ))
+        };
+        let policy = |extra: &str| match radius(extra).unwrap().groups[0].module.clone() {
+            Some(ModuleConfig::Radius {
+                require_message_authenticator,
+                ..
+            }) => require_message_authenticator,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(policy(""), R::Always);
+        assert_eq!(policy("require_message_authenticator = true\n"), R::Always);
+        assert_eq!(
+            policy("require_message_authenticator = \"auto\"\n"),
+            R::Auto
+        );
+        assert_eq!(policy("require_message_authenticator = false\n"), R::Never);
+        let e = radius("require_message_authenticator = \"sometimes\"\n").unwrap_err();
+        assert!(e.to_string().contains("true, false or \"auto\""), "{e}");
+        assert!(e.at.is_some(), "{e}");
+    }
+
     #[test]
     fn every_module_kind_parses() {
         assert!(matches!(
@@ -2589,7 +2643,7 @@ mod module_tests {
             "kind = \"radius\"\nservers = [{ address = \"127.0.0.1:1812\", secret = \"s3\" }]\nrequire_message_authenticator = true\n",
         );
         assert!(
-            matches!(r, ModuleConfig::Radius { ref servers, tries: 1, require_message_authenticator: true, .. } if servers[0].1 == b"s3")
+            matches!(r, ModuleConfig::Radius { ref servers, tries: 1, require_message_authenticator: radius::RequireMessageAuthenticator::Always, .. } if servers[0].1 == b"s3")
         );
         assert!(
             matches!(ok("kind = \"pam\"\nservice = \"dialin\"\n"), ModuleConfig::Pam { ref service, ask_username: true, .. } if service == "dialin")

@@ -45,6 +45,7 @@ pub use pin::{PinModule, PinOptions};
 pub use radius_module::{
     ERROR_RADIUS_BAD_USER_NAME, ERROR_RADIUS_CLIENT_FAILED, ERROR_RADIUS_NO_ANSWER,
     ERROR_RADIUS_TOO_MANY_CHALLENGES, RadiusConfigError, RadiusModule, RadiusOptions, RadiusStats,
+    RequireMessageAuthenticator,
 };
 pub use radius_ppp::{
     AcctCounters, AcctSession, NasPortType, RadiusPpp, RadiusPppOptions, TerminateCause,

@@ -21,6 +21,11 @@
 //! - No valid answer from any server after all retries (down, unreachable,
 //!   or every reply dropped by the client's Response Authenticator or
 //!   Message-Authenticator checks): ERROR [`ERROR_RADIUS_NO_ANSWER`].
+//! - Replies must carry a Message-Authenticator unless
+//!   [`RadiusOptions::require_message_authenticator`] says otherwise (the
+//!   default is [`RequireMessageAuthenticator::Always`], against
+//!   BlastRADIUS); drops for a missing one are logged at most once a
+//!   minute, with the fix.
 //! - Prompts time out, hang-ups, over-long lines and End behave as in the
 //!   `users` module.
 //!
@@ -48,6 +53,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use radius::RequireMessageAuthenticator;
 use radius::{Attribute, Client, ClientConfig, Outcome, Request, SendError, ServerConfig, values};
 use securityhost::consts::{NO_ERROR, UNLEN};
 use securityhost::{BeginArgs, HPort, SecurityModule};
@@ -115,10 +121,12 @@ pub struct RadiusOptions {
     /// Retransmissions to a server before failing over (each server gets
     /// `1 + retries` transmissions). Default 2.
     pub retries: u32,
-    /// Drop Access-* replies without a Message-Authenticator (against
-    /// BlastRADIUS, CVE-2024-3596). Replies that have one are always
-    /// verified. Default false (older servers do not send it).
-    pub require_message_authenticator: bool,
+    /// Which Access-* replies must carry a Message-Authenticator (against
+    /// BlastRADIUS, CVE-2024-3596); replies that have one are always
+    /// verified. Default [`RequireMessageAuthenticator::Always`]: a server
+    /// that does not sign its replies (FreeRADIUS 3.2.4 and older unless
+    /// told to) gets no answer through, and that is logged.
+    pub require_message_authenticator: RequireMessageAuthenticator,
     /// NAS-Identifier sent in every request (1 to 253 bytes). Default
     /// `dialgate`.
     pub nas_identifier: String,
@@ -150,7 +158,7 @@ impl Default for RadiusOptions {
             servers: Vec::new(),
             timeout: Duration::from_secs(3),
             retries: 2,
-            require_message_authenticator: false,
+            require_message_authenticator: RequireMessageAuthenticator::Always,
             nas_identifier: "dialgate".to_string(),
             banner: String::new(),
             username_prompt: "Username: ".to_string(),
@@ -631,6 +639,12 @@ impl RadiusClient {
             return Err(RadiusConfigError::EmptySecret(s.addr));
         }
         let servers = cfg.servers.clone();
+        if cfg.require_message_authenticator == RequireMessageAuthenticator::Never {
+            tracing::warn!(
+                "RADIUS replies without a Message-Authenticator are believed \
+                 (require_message_authenticator = false): open to BlastRADIUS, CVE-2024-3596"
+            );
+        }
         let client = Client::new(cfg)?;
         let _entered = handle.enter();
         let v4 = open_socket(&servers, true)?;
@@ -725,6 +739,7 @@ async fn run_client(
     stats: Arc<Mutex<radius::Stats>>,
 ) {
     let mut waiting = Waiting::new();
+    let mut unsigned = UnsignedWarning::default();
     let mut buf4 = vec![0u8; radius::MAX_PACKET_LEN];
     let mut buf6 = vec![0u8; radius::MAX_PACKET_LEN];
     loop {
@@ -747,6 +762,7 @@ async fn run_client(
             }
         }
         cancel_abandoned(&mut client, &mut waiting);
+        unsigned.check(&client.stats());
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = client.stats();
         let deadline = client.poll_timeout();
         tokio::select! {
@@ -771,6 +787,39 @@ async fn run_client(
                 client.handle_timeout(Instant::now());
             }
         }
+    }
+}
+
+/// Logs, at most once a minute, that replies were dropped for lacking the
+/// required Message-Authenticator: the usual cause is a server that does
+/// not sign its replies, and the operator must learn why logins fail.
+#[derive(Default)]
+struct UnsignedWarning {
+    seen: u64,
+    last: Option<Instant>,
+}
+
+impl UnsignedWarning {
+    fn check(&mut self, stats: &radius::Stats) {
+        let n = stats.dropped_missing_message_authenticator;
+        if n <= self.seen {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(60))
+        {
+            return;
+        }
+        tracing::warn!(
+            dropped = n - self.seen,
+            "RADIUS replies without a Message-Authenticator were dropped: make the server sign \
+             its replies (FreeRADIUS 3.2.4 and older: update reply {{ &Message-Authenticator := 0x00 }}), \
+             or set require_message_authenticator = \"auto\" or false (BlastRADIUS, CVE-2024-3596)"
+        );
+        self.seen = n;
+        self.last = Some(now);
     }
 }
 

@@ -88,9 +88,10 @@ pub struct RadiusPppOptions {
     pub timeout: Duration,
     /// Retransmissions to a server before failing over. Default 2.
     pub retries: u32,
-    /// Drop Access-* replies without a Message-Authenticator (against
-    /// BlastRADIUS, CVE-2024-3596). Default false.
-    pub require_message_authenticator: bool,
+    /// Which Access-* replies must carry a Message-Authenticator (against
+    /// BlastRADIUS, CVE-2024-3596). Default
+    /// [`radius::RequireMessageAuthenticator::Always`].
+    pub require_message_authenticator: radius::RequireMessageAuthenticator,
     /// NAS-Identifier sent in every request (1 to 253 bytes). Default
     /// `dialgate`.
     pub nas_identifier: String,
@@ -103,7 +104,7 @@ impl Default for RadiusPppOptions {
             acct_servers: Vec::new(),
             timeout: Duration::from_secs(3),
             retries: 2,
-            require_message_authenticator: false,
+            require_message_authenticator: radius::RequireMessageAuthenticator::Always,
             nas_identifier: "dialgate".to_string(),
         }
     }

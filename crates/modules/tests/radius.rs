@@ -237,7 +237,7 @@ async fn accept_sends_the_request_attributes_and_grants_the_servers_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_without_user_name_grants_the_typed_name() {
     let fake = Fake::start(Box::new(|s: &Seen| {
-        Some(s.reply(Code::AccessAccept, &[], false))
+        Some(s.reply(Code::AccessAccept, &[], true))
     }))
     .await;
     let mut d = Driver::start_default(module(opts(&[fake.addr]))).await;
@@ -414,6 +414,37 @@ async fn a_bad_message_authenticator_is_dropped() {
     );
 }
 
+/// Issue 12 hole 5: on the module's default options, an Access-Accept
+/// without a Message-Authenticator (what a BlastRADIUS forgery looks like,
+/// and what a stock FreeRADIUS 3.2.1 sends) is not a grant: no valid answer,
+/// ERROR. Only an explicit `Never` believes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_5_unsigned_accept_is_no_grant_on_the_defaults() {
+    let bare = Fake::start(Box::new(|s: &Seen| {
+        Some(s.reply(Code::AccessAccept, &[], false))
+    }))
+    .await;
+    let defaults = RadiusOptions {
+        servers: vec![server(bare.addr)],
+        timeout: Duration::from_millis(300),
+        retries: 1,
+        ..RadiusOptions::default()
+    };
+    let m = module(defaults.clone());
+    let mut d = Driver::start_default(m.clone()).await;
+    d.send(b"alice\ralicepass\r").await;
+    assert_eq!(d.finish().await, error(ERROR_RADIUS_NO_ANSWER));
+    assert_eq!(m.stats().client.dropped_missing_message_authenticator, 2);
+
+    let m = module(RadiusOptions {
+        require_message_authenticator: modules::RequireMessageAuthenticator::Never,
+        ..defaults
+    });
+    let mut d = Driver::start_default(m).await;
+    d.send(b"alice\ralicepass\r").await;
+    assert_eq!(d.finish().await.granted(), Some(("alice", "")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_required_message_authenticator_must_be_there() {
     // Replies without Message-Authenticator: dropped when it is required.
@@ -422,7 +453,7 @@ async fn a_required_message_authenticator_must_be_there() {
     }))
     .await;
     let strict = |addr| RadiusOptions {
-        require_message_authenticator: true,
+        require_message_authenticator: modules::RequireMessageAuthenticator::Always,
         ..opts(&[addr])
     };
     let m = module(strict(bare.addr));
@@ -618,7 +649,9 @@ impl Drop for ScriptServer {
     }
 }
 
-fn start_script(require_ma: bool) -> Result<ScriptServer, String> {
+/// `sign`: the server signs its Access-* replies (`SIGN_REPLIES`), as
+/// FreeRADIUS 3.2.5 and later do; stock 3.2.1 does not.
+fn start_script(require_ma: bool, sign: bool) -> Result<ScriptServer, String> {
     if !freeradius_bin().exists() {
         return Err(format!("{} not found", freeradius_bin().display()));
     }
@@ -633,6 +666,7 @@ fn start_script(require_ma: bool) -> Result<ScriptServer, String> {
             .arg(acct.to_string())
             .env("RADIUS_SECRET", "testing123")
             .env("REQUIRE_MA", if require_ma { "yes" } else { "no" })
+            .env("SIGN_REPLIES", if sign { "yes" } else { "no" })
             .env("FREERADIUS_MAX_SECONDS", "120")
             .output()
             .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
@@ -667,7 +701,7 @@ fn require_freeradius() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freeradius_accept_reject_and_pin_challenge() {
     require_freeradius();
-    let srv = tokio::task::spawn_blocking(|| start_script(false))
+    let srv = tokio::task::spawn_blocking(|| start_script(false, true))
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -725,14 +759,15 @@ async fn freeradius_accept_reject_and_pin_challenge() {
 
 /// The script's FreeRADIUS with `require_message_authenticator = yes`: it
 /// verifies ours (an Accept proves it right, the wrong secret gets no
-/// answer). FreeRADIUS 3.2.1 does not sign its PAP replies, so a module
-/// that requires a Message-Authenticator drops them: NO_ANSWER, each
-/// reply counted (the BlastRADIUS protection working against a real,
-/// unsigned server). Signed real replies are in the `carol` test.
+/// answer), and signs its replies, so the module's default (required)
+/// takes them. A stock FreeRADIUS 3.2.1 does not sign its PAP replies: the
+/// module on its defaults drops them, NO_ANSWER, each reply counted (the
+/// BlastRADIUS protection working against a real, unsigned server), and
+/// only `require_message_authenticator = false` lets them through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freeradius_requiring_message_authenticators() {
     require_freeradius();
-    let srv = tokio::task::spawn_blocking(|| start_script(true))
+    let srv = tokio::task::spawn_blocking(|| start_script(true, true))
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -749,11 +784,16 @@ async fn freeradius_requiring_message_authenticators() {
     d.send(b"4321\r").await;
     assert_eq!(d.finish().await.granted(), Some(("bob", "")));
 
-    // Required by the module too: the unsigned Accepts are dropped.
-    let strict = module(RadiusOptions {
-        require_message_authenticator: true,
-        ..opts(&[srv.auth])
-    });
+    let c = m.stats().client;
+    assert_eq!(c.dropped_missing_message_authenticator, 0, "{c:?}");
+
+    // A server that does not sign: the module's defaults drop the unsigned
+    // Accepts.
+    let stock = tokio::task::spawn_blocking(|| start_script(true, false))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let strict = module(opts(&[stock.auth]));
     let mut d = Driver::start_default(strict.clone()).await;
     d.send(b"alice\ralicepass\r").await;
     assert_eq!(d.finish().await, error(ERROR_RADIUS_NO_ANSWER));
@@ -763,6 +803,13 @@ async fn freeradius_requiring_message_authenticators() {
         (2, 1),
         "{c:?}"
     );
+    let lax = module(RadiusOptions {
+        require_message_authenticator: modules::RequireMessageAuthenticator::Never,
+        ..opts(&[stock.auth])
+    });
+    let mut d = Driver::start_default(lax).await;
+    d.send(b"alice\ralicepass\r").await;
+    assert_eq!(d.finish().await.granted(), Some(("alice", "")));
 
     // The wrong secret: the server drops our requests (their
     // Message-Authenticator does not verify), so no answer.
@@ -1024,7 +1071,7 @@ async fn freeradius_two_challenge_rounds_with_echo_then_no_echo() {
         .unwrap_or_else(|e| panic!("{e}"));
     let m = module(RadiusOptions {
         timeout: Duration::from_secs(2),
-        require_message_authenticator: true,
+        require_message_authenticator: modules::RequireMessageAuthenticator::Always,
         ..opts(&[srv.auth])
     });
     let mut d = Driver::start_default(m.clone()).await;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::attr::{Attribute, values};
+use crate::attr::{Attribute, types, values};
 use crate::auth::{Prepared, RequestKind, VerifyError, verify_response};
 use crate::packet::{Code, EncodeError, RawPacket};
 
@@ -51,20 +51,43 @@ pub struct ClientConfig {
     /// Retransmissions to the same server before failing over (so each
     /// server gets `1 + retries` transmissions).
     pub retries: u32,
-    /// Refuse Access-* replies without a Message-Authenticator (protection
-    /// against BlastRADIUS, CVE-2024-3596). Replies that carry one are
-    /// always verified.
-    pub require_message_authenticator: bool,
+    /// When Access-* replies without a Message-Authenticator are refused
+    /// (protection against BlastRADIUS, CVE-2024-3596). Replies that carry
+    /// one are always verified. Default [`RequireMessageAuthenticator::Always`].
+    pub require_message_authenticator: RequireMessageAuthenticator,
+}
+
+/// Which Access-Accept, Access-Reject and Access-Challenge replies must
+/// carry a Message-Authenticator (RFC 3579 §3.2) to be believed. Without
+/// one, the Response Authenticator (MD5) is all that binds a reply to its
+/// request, and BlastRADIUS (CVE-2024-3596) forges it by an MD5 collision.
+/// A Message-Authenticator that is present is verified whatever this says;
+/// Accounting-Responses never need one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RequireMessageAuthenticator {
+    /// Every reply (the default). A server that does not sign its replies
+    /// (FreeRADIUS 3.2.4 and older unless told to) gets no answer through:
+    /// the request times out and [`Stats::dropped_missing_message_authenticator`]
+    /// counts the drops.
+    #[default]
+    Always,
+    /// Per server, from the first reply of that server that carried a valid
+    /// Message-Authenticator on (FreeRADIUS's `auto`); unsigned replies are
+    /// believed until then. Kept for the life of the [`Client`].
+    Auto,
+    /// Never required (unsigned replies are believed): open to BlastRADIUS.
+    Never,
 }
 
 impl ClientConfig {
-    /// Defaults: 3 s timeout, 2 retries, Message-Authenticator not required.
+    /// Defaults: 3 s timeout, 2 retries, Message-Authenticator always
+    /// required.
     pub fn new(servers: Vec<ServerConfig>) -> ClientConfig {
         ClientConfig {
             servers,
             timeout: Duration::from_secs(3),
             retries: 2,
-            require_message_authenticator: false,
+            require_message_authenticator: RequireMessageAuthenticator::Always,
         }
     }
 }
@@ -216,6 +239,10 @@ pub struct Stats {
     pub dropped_bad_message_authenticator: u64,
     /// Replies without the required Message-Authenticator.
     pub dropped_missing_message_authenticator: u64,
+    /// Access-* replies accepted without a Message-Authenticator (allowed by
+    /// [`RequireMessageAuthenticator::Never`], or `Auto` before the server
+    /// signed a reply).
+    pub accepted_without_message_authenticator: u64,
 }
 
 #[derive(Debug)]
@@ -246,6 +273,9 @@ struct ServerState {
     config: ServerConfig,
     slots: Vec<Option<RequestId>>,
     next_id: u8,
+    /// The server has sent a reply with a valid Message-Authenticator
+    /// ([`RequireMessageAuthenticator::Auto`] then requires one).
+    signs: bool,
 }
 
 impl ServerState {
@@ -274,7 +304,7 @@ impl ServerState {
 pub struct Client {
     timeout: Duration,
     retries: u32,
-    require_ma: bool,
+    require_ma: RequireMessageAuthenticator,
     servers: Vec<ServerState>,
     /// Where new requests start (moves on when a server stops answering).
     current: usize,
@@ -308,6 +338,7 @@ impl Client {
                     config: c,
                     slots: vec![None; 256],
                     next_id: 0,
+                    signs: false,
                 })
                 .collect(),
             current: 0,
@@ -493,10 +524,26 @@ impl Client {
         if let Some(a) = packet.get(4..20) {
             req_auth.copy_from_slice(a);
         }
-        let require = self.require_ma && kind == RequestKind::Access;
+        let access = kind == RequestKind::Access;
+        let require = access
+            && match self.require_ma {
+                RequireMessageAuthenticator::Always => true,
+                RequireMessageAuthenticator::Auto => self.servers[server].signs,
+                RequireMessageAuthenticator::Never => false,
+            };
         let secret = &self.servers[server].config.secret;
         match verify_response(&raw, &req_auth, secret, require) {
-            Ok(()) => {}
+            Ok(()) => {
+                // Verified: a Message-Authenticator in it is a valid one.
+                let signed = raw
+                    .attributes()
+                    .any(|a| a.typ == types::MESSAGE_AUTHENTICATOR);
+                if signed {
+                    self.servers[server].signs = true;
+                } else if access {
+                    self.stats.accepted_without_message_authenticator += 1;
+                }
+            }
             Err(VerifyError::BadAuthenticator) => {
                 self.stats.dropped_bad_authenticator += 1;
                 return;

@@ -10,8 +10,9 @@
 //!   ([`chap_response`]), Request/Response Authenticators (RFC 2865, RFC 2866
 //!   §3) and the Message-Authenticator (RFC 3579 §3.2), which is put first in
 //!   **every** Access-Request and verified in every reply that has one, and
-//!   can be required ([`ClientConfig::require_message_authenticator`],
-//!   against BlastRADIUS, CVE-2024-3596).
+//!   is required in every Access-* reply unless configured otherwise
+//!   ([`ClientConfig::require_message_authenticator`],
+//!   [`RequireMessageAuthenticator`]: against BlastRADIUS, CVE-2024-3596).
 //! * [`Client`]: identifiers, retransmission, failover and outcomes, driven
 //!   by the caller (no IO, no clock, no randomness in this crate).
 
@@ -28,8 +29,8 @@ pub use auth::{
     unhide_password, verify_access_request, verify_accounting_request, verify_response,
 };
 pub use client::{
-    Client, ClientConfig, ConfigError, MAX_TIMEOUT, Outcome, Request, RequestId, SendError,
-    ServerConfig, Stats,
+    Client, ClientConfig, ConfigError, MAX_TIMEOUT, Outcome, Request, RequestId,
+    RequireMessageAuthenticator, SendError, ServerConfig, Stats,
 };
 pub use crypto::hmac_md5;
 pub use packet::{

@@ -28,7 +28,11 @@ fn config(require_ma: bool) -> ClientConfig {
         ],
         timeout: Duration::from_secs(2),
         retries: 2,
-        require_message_authenticator: require_ma,
+        require_message_authenticator: if require_ma {
+            RequireMessageAuthenticator::Always
+        } else {
+            RequireMessageAuthenticator::Never
+        },
     }
 }
 
@@ -508,4 +512,117 @@ proptest! {
         prop_assert!(c.poll_event().is_none());
         prop_assert_eq!(c.pending(), 1);
     }
+}
+
+/// Issue 12 hole 5: a client built with the defaults refuses an
+/// Access-Accept that carries no Message-Authenticator (BlastRADIUS), even
+/// with a correct Response Authenticator; no server answering validly is a
+/// Timeout, never an Accept.
+#[test]
+fn hole_5_unsigned_accept_is_refused_by_default() {
+    let t0 = Instant::now();
+    let mut c = Client::new(ClientConfig::new(vec![ServerConfig {
+        addr: addr(S1),
+        secret: b"secret-one".to_vec(),
+    }]))
+    .unwrap();
+    let rid = c.send_request(t0, login("mallory"), [9; 16]).unwrap();
+    let (_, pkt) = c.poll_transmit().unwrap();
+    let unsigned = server_reply(&pkt, b"secret-one", Code::AccessAccept, &[], false);
+    c.handle_datagram(t0, addr(S1), &unsigned);
+    assert!(
+        c.poll_event().is_none(),
+        "an unsigned Access-Accept was believed on the default configuration"
+    );
+    assert_eq!(c.stats().dropped_missing_message_authenticator, 1);
+    // Unsigned Rejects and Challenges are refused alike.
+    for code in [Code::AccessReject, Code::AccessChallenge] {
+        let r = server_reply(&pkt, b"secret-one", code, &[], false);
+        c.handle_datagram(t0, addr(S1), &r);
+        assert!(c.poll_event().is_none(), "{code:?}");
+    }
+    assert_eq!(c.stats().dropped_missing_message_authenticator, 3);
+    // The retransmissions get the same answer: the request times out.
+    let mut now = t0;
+    while let Some(d) = c.poll_timeout() {
+        now = d;
+        c.handle_timeout(now);
+        while let Some((_, p)) = c.poll_transmit() {
+            let r = server_reply(&p, b"secret-one", Code::AccessAccept, &[], false);
+            c.handle_datagram(now, addr(S1), &r);
+        }
+    }
+    assert_eq!(c.poll_event(), Some((rid, Outcome::Timeout)));
+    assert!(now > t0);
+}
+
+/// Issue 12 hole 5, `auto` (FreeRADIUS's): unsigned replies from a server
+/// are believed until it has sent one valid Message-Authenticator, and
+/// refused from then on; each server is judged on its own.
+#[test]
+fn hole_5_auto_requires_it_once_the_server_signed() {
+    let t0 = Instant::now();
+    let mut cfg = config(false);
+    cfg.require_message_authenticator = RequireMessageAuthenticator::Auto;
+    let mut c = Client::new(cfg).unwrap();
+    let ask = |c: &mut Client, user: &str, signed: bool| {
+        let rid = c.send_request(t0, login(user), [3; 16]).unwrap();
+        let (to, pkt) = c.poll_transmit().unwrap();
+        assert_eq!(to, addr(S1));
+        let r = server_reply(&pkt, b"secret-one", Code::AccessAccept, &[], signed);
+        c.handle_datagram(t0, addr(S1), &r);
+        let ev = c.poll_event();
+        if ev.is_some() {
+            assert!(matches!(ev, Some((id, Outcome::Accept { .. })) if id == rid));
+        } else {
+            c.cancel(rid);
+        }
+        ev.is_some()
+    };
+    // Before the server ever signed: unsigned is believed (and counted).
+    assert!(ask(&mut c, "a", false));
+    assert_eq!(c.stats().accepted_without_message_authenticator, 1);
+    // It signs once...
+    assert!(ask(&mut c, "b", true));
+    // ... and from then on an unsigned reply is refused.
+    assert!(!ask(&mut c, "c", false));
+    assert_eq!(c.stats().dropped_missing_message_authenticator, 1);
+    assert!(ask(&mut c, "d", true));
+    assert!(!ask(&mut c, "e", false));
+    assert_eq!(c.stats().dropped_missing_message_authenticator, 2);
+    assert_eq!(c.stats().accepted_without_message_authenticator, 1);
+
+    // A reply that fails verification never counts as "signs": a fresh
+    // client still believes unsigned replies after a forged signed one.
+    let mut cfg = config(false);
+    cfg.require_message_authenticator = RequireMessageAuthenticator::Auto;
+    let mut c = Client::new(cfg).unwrap();
+    let rid = c.send_request(t0, login("f"), [4; 16]).unwrap();
+    let (_, pkt) = c.poll_transmit().unwrap();
+    let mut forged = server_reply(&pkt, b"secret-one", Code::AccessAccept, &[], true);
+    forged[25] ^= 1;
+    c.handle_datagram(t0, addr(S1), &forged);
+    assert!(c.poll_event().is_none());
+    assert_eq!(c.stats().dropped_bad_authenticator, 1);
+    let ok = server_reply(&pkt, b"secret-one", Code::AccessAccept, &[], false);
+    c.handle_datagram(t0, addr(S1), &ok);
+    assert!(matches!(c.poll_event(), Some((id, Outcome::Accept { .. })) if id == rid));
+
+    // Accounting-Responses never need one, whatever the setting.
+    let mut c = Client::new(ClientConfig::new(vec![ServerConfig {
+        addr: addr(S1),
+        secret: b"secret-one".to_vec(),
+    }]))
+    .unwrap();
+    let rid = c
+        .send_request(
+            t0,
+            Request::accounting(vec![Attribute::AcctStatusType(1)]),
+            [0; 16],
+        )
+        .unwrap();
+    let (_, pkt) = c.poll_transmit().unwrap();
+    let r = server_reply(&pkt, b"secret-one", Code::AccountingResponse, &[], false);
+    c.handle_datagram(t0, addr(S1), &r);
+    assert!(matches!(c.poll_event(), Some((id, Outcome::AccountingResponse { .. })) if id == rid));
 }

@@ -47,8 +47,14 @@ fn free_port_pair() -> (u16, u16) {
     )
 }
 
-/// Starts FreeRADIUS, or returns why it could not.
+/// Starts FreeRADIUS signing its replies, or returns why it could not.
 fn start(require_ma: bool) -> Result<Server, String> {
+    start_signing(require_ma, true)
+}
+
+/// Starts FreeRADIUS, signing its Access-* replies with a
+/// Message-Authenticator or not (stock 3.2.1), or returns why it could not.
+fn start_signing(require_ma: bool, sign: bool) -> Result<Server, String> {
     let mut last = String::new();
     // Ports picked by binding port 0 can be taken again before the server
     // binds them; retry a few times.
@@ -59,6 +65,7 @@ fn start(require_ma: bool) -> Result<Server, String> {
             .arg(auth.to_string())
             .arg(acct.to_string())
             .env("REQUIRE_MA", if require_ma { "yes" } else { "no" })
+            .env("SIGN_REPLIES", if sign { "yes" } else { "no" })
             .output()
             .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
         if out.status.success() {
@@ -161,7 +168,11 @@ fn client_for(servers: &[SocketAddr], require_ma: bool, timeout_ms: u64) -> Clie
             .collect(),
         timeout: Duration::from_millis(timeout_ms),
         retries: 1,
-        require_message_authenticator: require_ma,
+        require_message_authenticator: if require_ma {
+            RequireMessageAuthenticator::Always
+        } else {
+            RequireMessageAuthenticator::Never
+        },
     })
     .unwrap()
 }
@@ -327,13 +338,11 @@ fn against_real_freeradius() {
     assert_eq!(fo.stats().failovers, 1);
     assert_eq!(fo.stats().retransmissions, 1);
 
-    // Requiring a Message-Authenticator in replies: FreeRADIUS 3.2.1 never
-    // sends one, so every reply is dropped and the request times out.
+    // Requiring a Message-Authenticator in replies: this server is told to
+    // sign them, so they pass (a stock 3.2.1 does not: see
+    // hole_5_default_client_refuses_unsigned_freeradius_replies).
     let mut strict = client_for(&[server.auth], true, 200);
     match run(&mut strict, pap("alice", "alicepass", vec![])) {
-        Outcome::Timeout => assert!(strict.stats().dropped_missing_message_authenticator >= 1),
-        // A FreeRADIUS that does sign its replies is fine too, but then the
-        // reply must have carried a valid Message-Authenticator.
         Outcome::Accept { attrs } => assert!(
             attrs
                 .iter()
@@ -380,4 +389,51 @@ fn freeradius_requiring_message_authenticator_accepts_ours() {
         sock.recv_from(&mut buf).is_err(),
         "server answered a forged request"
     );
+}
+
+/// Issue 12 hole 5 against the real thing: a client on the default
+/// configuration gets nothing through from a FreeRADIUS 3.2.1 that does not
+/// sign its replies (stock Debian: the request times out, every reply is
+/// counted as missing its Message-Authenticator), `auto` believes such a
+/// server (it never signed), and the same server told to sign is accepted.
+#[test]
+fn hole_5_default_client_refuses_unsigned_freeradius_replies() {
+    let cannot = |e: String| -> Server {
+        panic!("{e}\nthis FreeRADIUS test cannot run: install the Debian package `freeradius`")
+    };
+    let stock = start_signing(false, false).unwrap_or_else(cannot);
+    let mut cfg = ClientConfig::new(vec![ServerConfig {
+        addr: stock.auth,
+        secret: SECRET.to_vec(),
+    }]);
+    cfg.timeout = Duration::from_millis(300);
+    cfg.retries = 1;
+    let mut c = Client::new(cfg.clone()).unwrap();
+    assert_eq!(
+        run(&mut c, pap("alice", "alicepass", vec![])),
+        Outcome::Timeout
+    );
+    assert_eq!(c.stats().dropped_missing_message_authenticator, 2);
+    let mut auto_cfg = cfg.clone();
+    auto_cfg.require_message_authenticator = RequireMessageAuthenticator::Auto;
+    let mut auto = Client::new(auto_cfg).unwrap();
+    assert!(matches!(
+        run(&mut auto, pap("alice", "alicepass", vec![])),
+        Outcome::Accept { .. }
+    ));
+    assert_eq!(auto.stats().accepted_without_message_authenticator, 1);
+    drop(stock);
+
+    let signing = start_signing(false, true).unwrap_or_else(cannot);
+    cfg.servers[0].addr = signing.auth;
+    let mut c = Client::new(cfg).unwrap();
+    assert!(matches!(
+        run(&mut c, pap("alice", "alicepass", vec![])),
+        Outcome::Accept { .. }
+    ));
+    assert!(matches!(
+        run(&mut c, pap("alice", "wrong", vec![])),
+        Outcome::Reject { .. }
+    ));
+    assert_eq!(c.stats().dropped_missing_message_authenticator, 0);
 }

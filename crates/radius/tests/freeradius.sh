@@ -13,8 +13,11 @@
 #       SIGTERM, wait up to 5 s, SIGKILL if needed; removes DIR unless KEEP_DIR=1.
 #
 # Environment: RADIUS_SECRET (default testing123), REQUIRE_MA (no|yes, default no:
-# the client's require_message_authenticator), FREERADIUS (default
-# /usr/sbin/freeradius).
+# the client's require_message_authenticator), SIGN_REPLIES (yes|no, default yes:
+# every Access-Accept, -Reject and -Challenge carries a Message-Authenticator, as
+# FreeRADIUS 3.2.5 and later do by themselves; 3.2.1 only when told, with
+# `update reply { &Message-Authenticator := 0x00 }`; `no` is stock 3.2.1, whose
+# replies dialgate refuses by default), FREERADIUS (default /usr/sbin/freeradius).
 #
 # Users: alice/alicepass (Accept with Reply-Message "Hello, alice",
 # Framed-IP-Address 10.99.0.2, Session-Timeout 3600; PAP, CHAP, MS-CHAP, MS-CHAPv2);
@@ -45,6 +48,11 @@ start() {
     secret=${RADIUS_SECRET:-testing123}
     require_ma=${REQUIRE_MA:-no}
     case $require_ma in yes | no) ;; *) echo "REQUIRE_MA must be yes or no" >&2; exit 2 ;; esac
+    case ${SIGN_REPLIES:-yes} in
+        yes) sign='update reply { \&Message-Authenticator := 0x00 }' ;;
+        no) sign='' ;;
+        *) echo "SIGN_REPLIES must be yes or no" >&2; exit 2 ;;
+    esac
     case $secret in *[\"\\]* | '') echo "RADIUS_SECRET must be non-empty without quotes or backslashes" >&2; exit 2 ;; esac
     if [ ! -x "$FREERADIUS" ]; then
         echo "freeradius.sh: $FREERADIUS not found (apt-get install -y freeradius)" >&2
@@ -168,6 +176,7 @@ server default {
 					&Reply-Message := "Enter PIN:"
 					&Prompt        := No-Echo
 				}
+				@SIGN@
 				update control {
 					&Response-Packet-Type := Access-Challenge
 				}
@@ -198,17 +207,19 @@ server default {
 		ok
 	}
 	post-auth {
+		@SIGN@
 		Post-Auth-Type REJECT {
 			access_reject
 			update reply {
 				&Reply-Message := "Login incorrect"
 			}
+			@SIGN@
 		}
 	}
 }
 EOF
     sed -e "s/@AUTH_PORT@/$auth_port/" -e "s/@ACCT_PORT@/$acct_port/" \
-        -e "s/@SECRET@/$secret/" -e "s/@REQUIRE_MA@/$require_ma/" \
+        -e "s/@SECRET@/$secret/" -e "s/@REQUIRE_MA@/$require_ma/" -e "s/@SIGN@/$sign/" \
         "$dir/radiusd.conf.in" > "$dir/radiusd.conf"
     rm -f "$dir/radiusd.conf.in"
     cat > "$dir/users" <<'EOF'
