@@ -333,16 +333,28 @@ impl Worker {
     /// called for it if the driver will not.
     fn reported_defect(self: &Arc<Self>, hport: u64, what: &str, timeout: Duration) {
         let h = HPort(hport);
-        let host = {
+        let (host, again) = {
             let mut live = lock(&self.live);
             match live.txs.get_mut(&h).filter(|_| hport != 0) {
                 Some(t) => {
-                    t.defected = true;
-                    Some(t.host.clone())
+                    let again = std::mem::replace(&mut t.defected, true);
+                    (Some(t.host.clone()), again)
                 }
-                None => None,
+                None => (None, false),
             }
         };
+        if again {
+            // The first one ended the dialog; more are only logged, so a
+            // worker cannot grow a finished transaction's defect list.
+            let (ok, dropped) = lock(&self.unattributed).allow();
+            if let Some(n) = dropped {
+                tracing::warn!(pid = self.pid, module = %self.module, "{n} defect reports not logged (rate limit)");
+            }
+            if ok {
+                tracing::error!(pid = self.pid, module = %self.module, hport = %h, "module defect (the dialog already ended): {what}");
+            }
+            return;
+        }
         let Some(host) = host else {
             let (ok, dropped) = lock(&self.unattributed).allow();
             if let Some(n) = dropped {
@@ -652,13 +664,15 @@ impl WorkerModule {
         Ok(m)
     }
 
-    /// Sets what the server does for each transaction a dead worker held:
-    /// end it as a module defect, for example
+    /// Sets what the server does for each transaction a dead worker held,
+    /// and for a transaction whose worker reported a defect of it: end it
+    /// as a module defect, for example
     /// `move |h, d| if let Some(p) = table.get(h) { p.with(|tx, _| tx.module_defect(d)) }`.
     /// After the callback the supervisor wakes the transaction's driver
-    /// (with an empty Send through its `Host`). Without a callback, such a
-    /// transaction ends at its dialog time limit (End then returns
-    /// [`WORKER_GONE`]).
+    /// (with an empty Send through its `Host`), and after a reported defect
+    /// it calls the module's End itself unless the driver already did.
+    /// Without a callback, such a transaction ends at its dialog time limit
+    /// (End then returns [`WORKER_GONE`]).
     pub fn on_worker_death(&self, cb: impl Fn(HPort, Defect) + Send + Sync + 'static) {
         *lock(&self.on_death) = Some(Arc::new(cb));
     }
