@@ -549,11 +549,38 @@ impl Worker {
 /// Reads the worker's stderr into the log until it closes: one event per
 /// line (at most [`LOG_LINE_MAX`] bytes kept, control bytes escaped), at
 /// the level the worker's own log line names, else `warn`; rate-limited.
-fn forward_log(pid: u32, module: &str, mut r: impl Read) {
+fn forward_log(pid: u32, module: &str, r: impl Read) {
+    read_log_lines(r, |level, text| match level {
+        "ERROR" => tracing::error!(pid, module, "module worker: {text}"),
+        "INFO" => tracing::info!(pid, module, "module worker: {text}"),
+        "DEBUG" => tracing::debug!(pid, module, "module worker: {text}"),
+        "TRACE" => tracing::trace!(pid, module, "module worker: {text}"),
+        _ => tracing::warn!(pid, module, "module worker: {text}"),
+    });
+}
+
+/// Splits `r` into lines and hands each to `emit` as (level, text): the
+/// level the worker's log line names (`ERROR`, `WARN`, ...), else `""`;
+/// the text at most [`LOG_LINE_MAX`] bytes of the line (then `[cut]`),
+/// control characters escaped. Rate-limited ([`LOG_BURST`],
+/// [`LOG_PER_SEC`]); the number of lines dropped is emitted as a `WARN`
+/// line before the next one let through. Memory: one line and a 4 KiB
+/// read buffer.
+fn read_log_lines(mut r: impl Read, mut emit: impl FnMut(&str, String)) {
     let mut buf = [0u8; 4096];
     let mut line: Vec<u8> = Vec::with_capacity(LOG_LINE_MAX);
     let mut cut = false;
     let mut limit = RateLimit::new();
+    let mut one = |line: &[u8], cut: bool| {
+        let (ok, dropped) = limit.allow();
+        if let Some(n) = dropped {
+            emit("WARN", format!("{n} log lines dropped (rate limit)"));
+        }
+        if ok {
+            let (level, text) = log_text(line, cut);
+            emit(level, text);
+        }
+    };
     loop {
         let n = match r.read(&mut buf) {
             Ok(0) => break,
@@ -563,7 +590,7 @@ fn forward_log(pid: u32, module: &str, mut r: impl Read) {
         };
         for &b in &buf[..n] {
             if b == b'\n' {
-                log_line(pid, module, &line, cut, &mut limit);
+                one(&line, cut);
                 line.clear();
                 cut = false;
             } else if line.len() < LOG_LINE_MAX {
@@ -574,46 +601,43 @@ fn forward_log(pid: u32, module: &str, mut r: impl Read) {
         }
     }
     if !line.is_empty() {
-        log_line(pid, module, &line, cut, &mut limit);
+        one(&line, cut);
+    }
+    if limit.dropped > 0 {
+        emit(
+            "WARN",
+            format!("{} log lines dropped (rate limit)", limit.dropped),
+        );
     }
 }
 
-fn log_line(pid: u32, module: &str, line: &[u8], cut: bool, limit: &mut RateLimit) {
-    let (ok, dropped) = limit.allow();
-    if let Some(n) = dropped {
-        tracing::warn!(
-            pid,
-            module,
-            "module worker: {n} log lines dropped (rate limit)"
-        );
+fn log_text(line: &[u8], cut: bool) -> (&'static str, String) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut text = String::with_capacity(line.len());
+    for c in String::from_utf8_lossy(line).chars() {
+        if c.is_control() {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
+        }
     }
-    if !ok {
-        return;
-    }
-    let text: String = String::from_utf8_lossy(line)
-        .chars()
-        .flat_map(|c| {
-            let esc: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            esc
-        })
-        .collect();
-    let text = text.trim_end();
-    let more = if cut { " [cut]" } else { "" };
-    let (level, rest) = match text.trim_start().split_once(' ') {
-        Some((l @ ("ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE"), rest)) => (l, rest.trim_start()),
-        _ => ("", text),
+    let trimmed = text.trim();
+    let (level, rest) = match trimmed.split_once(' ') {
+        Some((l, rest)) => match l {
+            "ERROR" => ("ERROR", rest),
+            "WARN" => ("WARN", rest),
+            "INFO" => ("INFO", rest),
+            "DEBUG" => ("DEBUG", rest),
+            "TRACE" => ("TRACE", rest),
+            _ => ("", trimmed),
+        },
+        None => ("", trimmed),
     };
-    match level {
-        "ERROR" => tracing::error!(pid, module, "module worker: {rest}{more}"),
-        "INFO" => tracing::info!(pid, module, "module worker: {rest}{more}"),
-        "DEBUG" => tracing::debug!(pid, module, "module worker: {rest}{more}"),
-        "TRACE" => tracing::trace!(pid, module, "module worker: {rest}{more}"),
-        _ => tracing::warn!(pid, module, "module worker: {rest}{more}"),
+    let mut out = rest.trim_start().to_string();
+    if cut {
+        out.push_str(" [cut]");
     }
+    (level, out)
 }
 
 fn signal_name(sig: i32) -> &'static str {
@@ -973,5 +997,58 @@ impl Drop for WorkerModule {
         if let Some(w) = lock(&self.current).take() {
             w.kill("killed: the module was dropped (shutdown)".into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        read_log_lines(input, |l, t| out.push((l.to_string(), t)));
+        out
+    }
+
+    #[test]
+    fn hole_8_worker_log_lines_keep_their_level_and_are_cleaned() {
+        let got =
+            lines(b"ERROR module defect: x hport=0x1\n WARN w\nplain C text\r\nbell\x07\nlast");
+        assert_eq!(
+            got,
+            vec![
+                ("ERROR".into(), "module defect: x hport=0x1".into()),
+                ("WARN".into(), "w".into()),
+                ("".into(), "plain C text".into()),
+                ("".into(), "bell\\u{7}".into()),
+                ("".into(), "last".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn hole_8_worker_log_lines_are_bounded_in_length_and_rate() {
+        // A line far longer than the bound is cut, never buffered whole.
+        let mut long = vec![b'x'; 100 * LOG_LINE_MAX];
+        long.push(b'\n');
+        let got = lines(&long);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].1.len() <= LOG_LINE_MAX + " [cut]".len(),
+            "{}",
+            got[0].1.len()
+        );
+        assert!(got[0].1.ends_with("[cut]"));
+        // A flood: at most a burst (and what refills meanwhile) gets through,
+        // and the drop is counted.
+        let flood: Vec<u8> = (0..10_000)
+            .flat_map(|i| format!("INFO line {i}\n").into_bytes())
+            .collect();
+        let got = lines(&flood);
+        let passed = got.iter().filter(|(_, t)| t.starts_with("line ")).count();
+        assert!(
+            passed >= LOG_BURST as usize && passed < 2 * LOG_BURST as usize,
+            "{passed}"
+        );
     }
 }
