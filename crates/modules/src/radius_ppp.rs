@@ -21,8 +21,11 @@
 //! `S=<40 hex digits>`, the authenticator response the peer checks: an
 //! Accept without one is a Reject, since the peer would fail mutual
 //! authentication anyway). Access-Reject is a Reject with the server's
-//! Reply-Message, else the `M=` text of an MS-CHAP-Error, else the neutral
-//! [`REJECT_TEXT`]. An Access-Challenge (PPP cannot prompt) is a Reject. No
+//! Reply-Message, else the `M=` text of an MS-CHAP-Error (without one, the
+//! meaning of its `E=` code), else the neutral [`REJECT_TEXT`]. For
+//! MS-CHAPv2, an MS-CHAP-Error `E=` of 646, 647, 648 or 649 (RFC 2759 §6)
+//! is carried into the verdict, so the caller's Failure says `E=648`
+//! (password expired) and the like, with `R=0`; any other code is 691. An Access-Challenge (PPP cannot prompt) is a Reject. No
 //! valid answer from any server is a Reject with [`UNAVAILABLE_TEXT`] and an
 //! error in the log. `verify` never fails otherwise and never panics on what
 //! a server sends.
@@ -486,8 +489,19 @@ impl RadiusPpp {
                 attrs,
             } => {
                 let text = reject_text(reply_message.as_deref(), &attrs);
-                tracing::info!(user = %who, protocol = %creds.protocol(), message = %text, "PPP authentication rejected by RADIUS");
-                self.rejected(&text)
+                let code = match creds {
+                    Credentials::MsChapV2 { .. } => mschap_error_code(&attrs),
+                    _ => None,
+                };
+                tracing::info!(user = %who, protocol = %creds.protocol(), message = %text, code, "PPP authentication rejected by RADIUS");
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                PppAuthResult {
+                    verdict: match code {
+                        Some(c) => Verdict::reject_with_code(&text, c),
+                        None => Verdict::reject(&text),
+                    },
+                    info: AcceptInfo::default(),
+                }
             }
             Outcome::Challenge { .. } => {
                 tracing::warn!(user = %who, "RADIUS Access-Challenge for a PPP authentication (PPP cannot prompt): rejected");
@@ -776,17 +790,51 @@ fn accept_info(attrs: &[Attribute]) -> AcceptInfo {
     info
 }
 
+/// The first MS-CHAP-Error's text (RFC 2548 §2.1.5), if any.
+fn mschap_error(attrs: &[Attribute]) -> Option<&[u8]> {
+    attrs.iter().find_map(|a| match a {
+        Attribute::Microsoft(MsAttr::ChapError { message, .. }) => Some(message.as_slice()),
+        _ => None,
+    })
+}
+
+/// The `E=` code of the MS-CHAP-Error of a Reject, when it is one of the
+/// RFC 2759 reasons other than a wrong password (646 restricted logon
+/// hours, 647 account disabled, 648 password expired, 649 no dial-in
+/// permission): the PPP Failure then carries it. Anything else (691, an
+/// unknown code, no or a malformed MS-CHAP-Error) is `None`: 691.
+fn mschap_error_code(attrs: &[Attribute]) -> Option<u32> {
+    let f = ppp::auth::MsChapV2Failure::parse(mschap_error(attrs)?).ok()?;
+    let code = ppp::auth::wire::mschap_failure_code(Some(f.error));
+    (code != ppp::auth::wire::MSCHAP_ERROR_AUTHENTICATION_FAILURE).then_some(code)
+}
+
+/// What the caller is told for a known MS-CHAPv2 error code without text.
+fn mschap_error_text(code: u32) -> &'static str {
+    use ppp::auth::wire as w;
+    match code {
+        w::MSCHAP_ERROR_RESTRICTED_LOGON_HOURS => "Restricted logon hours",
+        w::MSCHAP_ERROR_ACCT_DISABLED => "Account disabled",
+        w::MSCHAP_ERROR_PASSWD_EXPIRED => "Password expired",
+        w::MSCHAP_ERROR_NO_DIALIN_PERMISSION => "No dial-in permission",
+        _ => REJECT_TEXT,
+    }
+}
+
 /// The text of a Reject: the Reply-Message, else the `M=` part of an
-/// MS-CHAP-Error (or its whole text without one), else [`REJECT_TEXT`];
-/// control characters dropped, at most 200 bytes.
+/// MS-CHAP-Error (for one without `M=`: the meaning of its `E=` code, or
+/// its whole text when it does not parse), else [`REJECT_TEXT`]; control
+/// characters dropped, at most 200 bytes.
 fn reject_text(reply_message: Option<&str>, attrs: &[Attribute]) -> String {
     if let Some(t) = reply_message.map(safe_text).filter(|t| !t.is_empty()) {
         return t;
     }
-    let error = attrs.iter().find_map(|a| match a {
-        Attribute::Microsoft(MsAttr::ChapError { message, .. }) => Some(message.as_slice()),
-        _ => None,
-    });
+    let error = mschap_error(attrs);
+    if let Some(f) = error.and_then(|e| ppp::auth::MsChapV2Failure::parse(e).ok())
+        && safe_text(&String::from_utf8_lossy(f.message)).is_empty()
+    {
+        return mschap_error_text(ppp::auth::wire::mschap_failure_code(Some(f.error))).to_string();
+    }
     if let Some(e) = error {
         let e = String::from_utf8_lossy(e);
         let text = match e.find("M=") {
@@ -885,7 +933,19 @@ mod tests {
             reject_text(None, &err(b"E=691 R=1 C=00 V=3 M=Bad password")),
             "Bad password"
         );
-        assert_eq!(reject_text(None, &err(b"E=691 R=0")), "E=691 R=0");
+        assert_eq!(reject_text(None, &err(b"E=691 R=0")), REJECT_TEXT);
+        assert_eq!(
+            reject_text(None, &err(b"E=648 R=0 V=3")),
+            "Password expired"
+        );
+        assert_eq!(
+            reject_text(None, &err(b"E=649 R=0 V=3")),
+            "No dial-in permission"
+        );
+        assert_eq!(reject_text(None, &err(b"E=646")), "Restricted logon hours");
+        assert_eq!(reject_text(None, &err(b"E=647 R=0")), "Account disabled");
+        assert_eq!(reject_text(None, &err(b"not an error")), "not an error");
+        assert_eq!(reject_text(None, &err(b"E=648 M=Change it")), "Change it");
         assert_eq!(reject_text(None, &err(b"\xff\xfe")), "\u{fffd}\u{fffd}");
         assert!(reject_text(Some(&"é".repeat(300)), &[]).len() <= MAX_REJECT_TEXT);
     }

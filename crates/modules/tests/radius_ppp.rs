@@ -817,3 +817,58 @@ async fn freeradius_accounting_start_and_stop_in_the_detail_file() {
     .await
     .unwrap();
 }
+
+/// Issue 12 item 13 (MS-CHAPv2 error codes): an Access-Reject whose
+/// MS-CHAP-Error says why (RFC 2548 §2.1.5: E=648 password expired, 649 no
+/// dial-in permission, 646 restricted logon hours, 647 account disabled)
+/// reaches the caller's PPP client as that `E=` code, not 691; a code
+/// outside RFC 2759's list, or none, stays 691.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_13_mschapv2_error_code_from_radius_reaches_the_peer() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let fake = Fake::start(Box::new(|s| {
+            let name = s.attrs.iter().find_map(|a| match a {
+                Attribute::UserName(n) => Some(n.clone()),
+                _ => None,
+            })?;
+            let error: &[u8] = match name.as_slice() {
+                b"u648" => b"E=648 R=0 V=3",
+                b"u649" => b"E=649 R=0 V=3 M=No dial-in permission",
+                b"u646" => b"E=646 R=0 V=3",
+                b"u647" => b"E=647 R=0 V=3",
+                b"u999" => b"E=999 R=0 V=3",
+                _ => b"E=691 R=0 V=3",
+            };
+            Some((
+                Code::AccessReject,
+                vec![Attribute::Microsoft(MsAttr::ChapError {
+                    ident: 1,
+                    message: error.to_vec(),
+                })],
+            ))
+        }))
+        .await;
+        let r = rp(fake.addr, None);
+        for (user, want) in [
+            ("u648", 648),
+            ("u649", 649),
+            ("u646", 646),
+            ("u647", 647),
+            ("u999", 691),
+            ("plain", 691),
+        ] {
+            let h = handshake(&r, AuthProtocol::MsChapV2, user, "pw").await;
+            assert!(!h.authenticator_ok, "{user}");
+            match &h.peer {
+                Err(FailureReason::Rejected { code, .. }) => {
+                    assert_eq!(*code, Some(want), "{user}: {h:?}")
+                }
+                other => panic!("{user}: {other:?}"),
+            }
+            // One Access-Request and one verdict each.
+            assert_eq!(h.verdicts.len(), 1, "{user}: {h:?}");
+        }
+    })
+    .await
+    .unwrap();
+}
