@@ -393,10 +393,15 @@ enum AuthMachine {
 ///    line (any chunking), [`handle_timeout`](Link::handle_timeout) when
 ///    the instant of [`poll_timeout`](Link::poll_timeout) has passed,
 ///    [`verified`](Link::verified) with the host's verdict on an
-///    [`Event::Verify`], [`send_ip`](Link::send_ip),
+///    [`Event::Verify`] and that request's id (after an
+///    [`Event::VerifyAborted`] for it, abort the check: its verdict will
+///    be refused), [`send_ip`](Link::send_ip),
 ///    [`close`](Link::close), [`handle_hangup`](Link::handle_hangup).
 /// 3. After each input, drain [`poll_transmit`](Link::poll_transmit)
-///    (write the bytes to the line, in order) and
+///    (write the bytes to the line, in order; while
+///    [`pending_tx_bytes`](Link::pending_tx_bytes) is at
+///    [`tx_queue_max`](Link::tx_queue_max), stop reading the line and the
+///    packet source: the queue is bounded and drops beyond it) and
 ///    [`poll_event`](Link::poll_event) until `None`, then re-arm the timer
 ///    from [`poll_timeout`](Link::poll_timeout).
 /// 4. After [`Event::Down`], the link is [`Phase::Dead`]: drain the last
