@@ -66,7 +66,9 @@ fn default_data_dir() -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::ModuleWorker { module, fd } = &cli.command {
-        // Nothing else of the server runs here: no runtime, no log, no ports.
+        // Nothing else of the server runs here: no runtime, no ports. The
+        // worker logs plain lines to its stderr (`worker::run` installs
+        // that), which the server reads into its own log.
         return match cmodule::worker::run(module, *fd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
