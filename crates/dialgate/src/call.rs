@@ -7,7 +7,7 @@
 //! outcome durably before the port is free for the next caller.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use securityhost::{
@@ -33,8 +33,59 @@ pub struct GroupRuntime {
     pub table: Arc<PortTable>,
     /// The event log.
     pub log: eventlog::Writer,
-    /// Set when a record could not be written: new callers are refused.
-    pub log_broken: Arc<AtomicBool>,
+    /// Whether records can be written now; one for all groups.
+    pub log_health: Arc<LogHealth>,
+}
+
+/// Records queued behind a hung writer beyond which refusal records are no
+/// longer queued (each is counted in [`LogHealth::unrecorded`] and logged
+/// instead): what a flood of callers can pile up in memory is bounded.
+pub const MAX_QUEUED_RECORDS: u64 = 4096;
+
+/// How long a refused caller's record (the probe of a broken log) is waited
+/// for before the caller is told the service is unavailable.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
+
+/// The event log's health, shared by every port group: while it is broken
+/// (a write failed, or did not finish within `timeout`) every group
+/// refuses new callers rather than serve them unrecorded.
+#[derive(Debug)]
+pub struct LogHealth {
+    broken: AtomicBool,
+    timeout: Duration,
+    unrecorded: AtomicU64,
+}
+
+impl LogHealth {
+    /// Healthy, with the bound on each write.
+    pub fn new(timeout: Duration) -> LogHealth {
+        LogHealth {
+            broken: AtomicBool::new(false),
+            timeout,
+            unrecorded: AtomicU64::new(0),
+        }
+    }
+
+    /// New callers are refused.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// How long a write may take before it counts as failed.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Records that were never stored (failed, or not queued because the
+    /// writer was too far behind). A record that only timed out stays
+    /// queued and is not counted unless its write then fails.
+    pub fn unrecorded(&self) -> u64 {
+        self.unrecorded.load(Ordering::Relaxed)
+    }
+
+    fn set_broken(&self, broken: bool) -> bool {
+        self.broken.swap(broken, Ordering::SeqCst)
+    }
 }
 
 /// Who is calling.
@@ -350,22 +401,95 @@ pub fn dialog_record(rt: &GroupRuntime, who: &CallerId, r: &DialogResult) -> eve
     rec
 }
 
-/// Writes `rec` durably. On failure, the group refuses new callers until a
-/// write succeeds again.
+/// Writes `rec` durably, waiting at most the log's timeout; `true` once it
+/// is committed. A failure or a timeout marks the log broken: every group
+/// then refuses new callers until a write succeeds again. A record that
+/// timed out stays queued and is written when the disk answers; that late
+/// success clears the flag by itself.
 pub async fn record(rt: &GroupRuntime, rec: eventlog::Record) -> bool {
+    record_within(rt, rec, rt.log_health.timeout).await
+}
+
+async fn record_within(rt: &GroupRuntime, rec: eventlog::Record, limit: Duration) -> bool {
     let line = rec.human_line();
-    match rt.log.append_async(rec).await {
-        Ok(_) => {
-            rt.log_broken.store(false, Ordering::SeqCst);
-            tracing::info!(target: "dialgate::event", "{line}");
+    let health = &rt.log_health;
+    let mut rx = match rt.log.submit(rec) {
+        Ok(rx) => rx,
+        Err(e) => {
+            write_failed(health, &e, &line);
+            return false;
+        }
+    };
+    match tokio::time::timeout(limit, &mut rx).await {
+        Ok(Ok(Ok(_))) => {
+            written(health, &line, false);
             true
         }
-        Err(e) => {
-            rt.log_broken.store(true, Ordering::SeqCst);
-            tracing::error!(
-                "event log write failed ({e}); refusing new callers until it works again. Unrecorded: {line}"
+        Ok(Ok(Err(e))) => {
+            write_failed(health, &e, &line);
+            false
+        }
+        Ok(Err(_)) => {
+            write_failed(health, &"the writer stopped", &line);
+            false
+        }
+        Err(_) => {
+            if !health.set_broken(true) {
+                tracing::error!(
+                    "event log write has not completed within {} ms (a hung disk?); refusing new callers on every port group until it does",
+                    limit.as_millis()
+                );
+            }
+            tracing::warn!(
+                "event log: record still queued ({} waiting), written when the disk answers: {line}",
+                rt.log.pending()
             );
+            // Its late answer says whether the log works again.
+            let health = rt.log_health.clone();
+            tokio::spawn(async move {
+                match rx.await {
+                    Ok(Ok(_)) => written(&health, &line, true),
+                    Ok(Err(e)) => write_failed(&health, &e, &line),
+                    Err(_) => write_failed(&health, &"the writer stopped", &line),
+                }
+            });
             false
         }
     }
+}
+
+fn written(health: &LogHealth, line: &str, late: bool) {
+    if health.set_broken(false) {
+        tracing::info!("event log writes work again; serving new callers");
+    }
+    if late {
+        tracing::info!(target: "dialgate::event", "(written late) {line}");
+    } else {
+        tracing::info!(target: "dialgate::event", "{line}");
+    }
+}
+
+fn write_failed(health: &LogHealth, e: &dyn std::fmt::Display, line: &str) {
+    health.set_broken(true);
+    health.unrecorded.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        "event log write failed ({e}); refusing new callers on every port group until it works again. Unrecorded: {line}"
+    );
+}
+
+/// The record of a caller refused because the log is broken, which doubles
+/// as a probe: `true` if it was committed within a short wait (the log
+/// works again: serve the caller). Not queued at all while the writer is
+/// [`MAX_QUEUED_RECORDS`] behind (then counted and logged as unrecorded).
+pub async fn record_refusal(rt: &GroupRuntime, rec: eventlog::Record) -> bool {
+    if rt.log.pending() >= MAX_QUEUED_RECORDS {
+        rt.log_health.unrecorded.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            "event log: {} records waiting on the writer; refusal not queued. Unrecorded: {}",
+            rt.log.pending(),
+            rec.human_line()
+        );
+        return false;
+    }
+    record_within(rt, rec, PROBE_WAIT.min(rt.log_health.timeout)).await
 }

@@ -17,6 +17,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The SQLite event log.
     pub event_log: PathBuf,
+    /// How long a call waits for its record to be committed before it
+    /// counts as a failed write (a hung disk): the caller is hung up and
+    /// new callers are refused until the log answers again.
+    pub event_log_timeout: Duration,
     /// The users file (argon2id hashes).
     pub users_file: PathBuf,
     /// The PPP secrets file (NT hashes, CHAP secrets), mode 0600.
@@ -97,7 +101,7 @@ pub enum ModuleConfig {
     /// RADIUS servers (Access-Request, Access-Challenge rounds).
     Radius {
         /// Servers in failover order: address and shared secret.
-        servers: Vec<(SocketAddr, Vec<u8>)>,
+        servers: Vec<(SocketAddr, Secret)>,
         /// Wait per attempt.
         timeout: Duration,
         /// Resends per server.
@@ -202,6 +206,36 @@ impl Handoff {
     }
 }
 
+/// A shared secret from the configuration. Its `Debug` shows
+/// `<redacted>`, never the bytes, so a config can be printed or logged
+/// whole; the bytes are zeroed when it is dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps a copy of `bytes`.
+    pub fn new(bytes: &[u8]) -> Secret {
+        Secret(bytes.to_vec())
+    }
+
+    /// The secret itself, for the code that uses it.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// The `[network]` table: the tun all PPP sessions share.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkConfig {
@@ -252,9 +286,9 @@ pub struct PppConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PppRadius {
     /// Authentication servers (at least one).
-    pub servers: Vec<(SocketAddr, Vec<u8>)>,
+    pub servers: Vec<(SocketAddr, Secret)>,
     /// Accounting servers (empty: no accounting).
-    pub accounting: Vec<(SocketAddr, Vec<u8>)>,
+    pub accounting: Vec<(SocketAddr, Secret)>,
     /// Wait per attempt.
     pub timeout: Duration,
     /// Resends per server.
@@ -354,6 +388,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The default of `event_log_timeout`.
+pub const DEFAULT_EVENT_LOG_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The embedded defaults: one telnet port on loopback, the `users` module,
 /// and an `exec` hand-off that greets the caller.
 pub const DEFAULT_CONFIG: &str = r#"# dialgate embedded defaults
@@ -380,6 +417,7 @@ args = ["-c", "printf 'Welcome, %s. You are on port %s (%s).\\r\\nThis is the ex
 struct RawConfig {
     data_dir: Option<Spanned<String>>,
     event_log: Option<Spanned<String>>,
+    event_log_timeout: Option<Spanned<RawDuration>>,
     users_file: Option<Spanned<String>>,
     secrets_file: Option<Spanned<String>>,
     network: Option<Spanned<RawNetwork>>,
@@ -668,6 +706,17 @@ pub fn parse(
         }
     };
     let event_log = under(&raw.event_log, "events.sqlite");
+    let event_log_timeout = duration(
+        &cx,
+        &raw.event_log_timeout,
+        DEFAULT_EVENT_LOG_TIMEOUT,
+        "event_log_timeout",
+    )?;
+    if let Some(t) = &raw.event_log_timeout
+        && event_log_timeout > Duration::from_secs(600)
+    {
+        return Err(cx.at(t, "event_log_timeout must be at most 10m"));
+    }
     let users_file = under(&raw.users_file, "users.toml");
     let secrets_file = under(&raw.secrets_file, "ppp-secrets.toml");
     if raw.group.is_empty() {
@@ -748,6 +797,31 @@ pub fn parse(
                     format!("the pool contains the server's own address {}", n.address),
                 ));
             }
+            // Neither the network's own address nor its broadcast address
+            // can be a caller's (prefix_len is at most 30, so both exist).
+            let mask = u32::MAX << (32 - u32::from(n.prefix_len));
+            let base = u32::from(n.address) & mask;
+            let pool_at = raw_g
+                .get_ref()
+                .handoff
+                .as_ref()
+                .and_then(|h| h.get_ref().pool.as_ref())
+                .map_or_else(|| h.span(), Spanned::span);
+            for (what, a) in [("network", base), ("broadcast", base | !mask)] {
+                if (u32::from(p.pool.0)..=u32::from(p.pool.1)).contains(&a) {
+                    return Err(cx.err(
+                        Some(pool_at),
+                        format!(
+                            "the pool {}-{} contains the {what} address {} of {}/{}; pools hold host addresses only",
+                            p.pool.0,
+                            p.pool.1,
+                            std::net::Ipv4Addr::from(a),
+                            n.address,
+                            n.prefix_len
+                        ),
+                    ));
+                }
+            }
         }
     }
     for (i, a) in groups.iter().enumerate() {
@@ -766,6 +840,7 @@ pub fn parse(
     Ok(Config {
         data_dir,
         event_log,
+        event_log_timeout,
         users_file,
         secrets_file,
         groups,
@@ -855,7 +930,7 @@ fn check_network(cx: &Ctx<'_>, n: &RawNetwork) -> Result<NetworkConfig, ConfigEr
 fn radius_servers(
     cx: &Ctx<'_>,
     list: &[RawServer],
-) -> Result<Vec<(SocketAddr, Vec<u8>)>, ConfigError> {
+) -> Result<Vec<(SocketAddr, Secret)>, ConfigError> {
     let mut servers = Vec::new();
     for srv in list {
         let addr: SocketAddr = srv.address.get_ref().parse().map_err(|_| {
@@ -870,20 +945,16 @@ fn radius_servers(
         let secret = match (&srv.secret_file, &srv.secret) {
             (Some(f), None) => {
                 let path = cx.base.join(f.get_ref());
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    cx.at(
-                        f,
-                        format!("cannot read the secret file {}: {e}", path.display()),
-                    )
-                })?;
-                text.lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_end()
-                    .as_bytes()
-                    .to_vec()
+                let text =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+                        cx.at(
+                            f,
+                            format!("cannot read the secret file {}: {e}", path.display()),
+                        )
+                    })?);
+                Secret::new(text.lines().next().unwrap_or("").trim_end().as_bytes())
             }
-            (None, Some(s)) => s.get_ref().as_bytes().to_vec(),
+            (None, Some(s)) => Secret::new(s.get_ref().as_bytes()),
             (Some(f), Some(_)) => {
                 return Err(cx.at(f, "give `secret_file` or `secret`, not both"));
             }
@@ -894,7 +965,7 @@ fn radius_servers(
                 ));
             }
         };
-        if secret.is_empty() {
+        if secret.expose().is_empty() {
             return Err(cx.at(&srv.address, "the RADIUS shared secret is empty"));
         }
         servers.push((addr, secret));
@@ -2577,6 +2648,50 @@ mod ppp_tests {
         .unwrap_err();
         assert!(e.message.contains("range"), "{e}");
     }
+
+    #[test]
+    fn hole_13_pool_with_network_or_broadcast_address_is_refused() {
+        // 10.250.1.1/24: .0 is the network's address, .255 its broadcast.
+        let text = format!(
+            "{NET}{}",
+            group(
+                "kind = \"ppp\"\npool = \"10.250.1.240-10.250.1.255\"\n",
+                true
+            )
+        );
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("broadcast address 10.250.1.255"), "{e}");
+        // Located at the `pool` key's value, not at the group.
+        let line = text.lines().position(|l| l.starts_with("pool")).unwrap() + 1;
+        assert_eq!(e.at, Some((line, 8)), "{e}");
+        let e = p(&format!(
+            "{NET}{}",
+            group("kind = \"ppp\"\npool = \"10.250.1.0-10.250.1.0\"\n", true)
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("network address 10.250.1.0"), "{e}");
+        // The last host and the first host are fine.
+        p(&format!(
+            "{NET}{}",
+            group("kind = \"ppp\"\npool = \"10.250.1.2-10.250.1.254\"\n", true)
+        ))
+        .unwrap();
+        // The default pool (no `pool` key) never holds either.
+        let c = p(&format!(
+            "{NET}[[group]]\nname = \"d\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n[group.module]\nkind = \"users\"\n"
+        ))
+        .unwrap();
+        let Handoff::Ppp(ppp) = &c.groups[0].handoff else {
+            panic!()
+        };
+        assert_eq!(
+            ppp.pool,
+            (
+                "10.250.1.2".parse().unwrap(),
+                "10.250.1.254".parse().unwrap()
+            )
+        );
+    }
 }
 
 #[cfg(test)]
@@ -2643,7 +2758,7 @@ mod module_tests {
             "kind = \"radius\"\nservers = [{ address = \"127.0.0.1:1812\", secret = \"s3\" }]\nrequire_message_authenticator = true\n",
         );
         assert!(
-            matches!(r, ModuleConfig::Radius { ref servers, tries: 1, require_message_authenticator: radius::RequireMessageAuthenticator::Always, .. } if servers[0].1 == b"s3")
+            matches!(r, ModuleConfig::Radius { ref servers, tries: 1, require_message_authenticator: radius::RequireMessageAuthenticator::Always, .. } if servers[0].1.expose() == b"s3")
         );
         assert!(
             matches!(ok("kind = \"pam\"\nservice = \"dialin\"\n"), ModuleConfig::Pam { ref service, ask_username: true, .. } if service == "dialin")
@@ -2696,5 +2811,38 @@ mod module_tests {
         assert!(e.message.contains("window"), "{e}");
         let e = module("kind = \"ldap\"\n").unwrap_err();
         assert!(e.message.contains("unknown module"), "{e}");
+    }
+
+    #[test]
+    fn hole_13_debug_of_a_config_never_prints_a_secret() {
+        // A RADIUS module (in a chain too) and PPP RADIUS with accounting.
+        let text = "[network]\ntun = \"dg0\"\naddress = \"10.250.1.1/24\"\n\
+            [[group]]\nname = \"g\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n\
+            [group.module]\nkind = \"chain\"\nsteps = [{ kind = \"radius\", servers = [{ address = \"127.0.0.1:1812\", secret = \"Sekr1t-module\" }] }, { kind = \"users\" }]\n\
+            [group.handoff]\nkind = \"ppp\"\npool = \"10.250.1.10-10.250.1.20\"\n\
+            [group.handoff.radius]\nservers = [{ address = \"127.0.0.1:1812\", secret = \"Sekr1t-ppp\" }]\n\
+            accounting = [{ address = \"127.0.0.1:1813\", secret = \"Sekr1t-acct\" }]\n";
+        let c = parse(text, "t.toml", Path::new("/data"), None).unwrap();
+        for shown in [
+            format!("{c:?}"),
+            format!("{c:#?}"),
+            format!("{:?}", c.groups[0]),
+            format!("{:?}", c.groups[0].module),
+            format!("{:?}", c.groups[0].handoff),
+        ] {
+            for secret in ["Sekr1t-module", "Sekr1t-ppp", "Sekr1t-acct"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+                // Nor as the bytes' Debug (`[83, 101, ...]`).
+                let bytes = format!("{:?}", secret.as_bytes());
+                let bytes = bytes.trim_start_matches('[').trim_end_matches(']');
+                assert!(!shown.contains(bytes), "{secret} as bytes in {shown}");
+            }
+        }
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("127.0.0.1:1812"),
+            "addresses still shown: {shown}"
+        );
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

@@ -80,13 +80,12 @@ pub fn main(cfg: &Config, args: LogArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Read-only: never created, migrated or written (the errors name the
+    // file: missing, not an event log, older or newer schema).
     let reader = match Reader::open_existing(&cfg.event_log) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
-                "dialgate log: cannot open the event log {}: {e}",
-                cfg.event_log.display()
-            );
+            eprintln!("dialgate log: cannot read the event log: {e}");
             return ExitCode::from(1);
         }
     };

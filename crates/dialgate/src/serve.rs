@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use securityhost::{PortTable, SecurityModule};
@@ -165,7 +164,7 @@ fn build_one(
                     .iter()
                     .map(|(addr, secret)| radius::ServerConfig {
                         addr: *addr,
-                        secret: secret.clone(),
+                        secret: secret.expose().to_vec(),
                     })
                     .collect(),
                 timeout: *timeout,
@@ -245,11 +244,11 @@ fn ppp_radius(
     handle: &tokio::runtime::Handle,
     r: &crate::config::PppRadius,
 ) -> Result<Arc<modules::RadiusPpp>, String> {
-    let servers = |v: &[(std::net::SocketAddr, Vec<u8>)]| {
+    let servers = |v: &[(std::net::SocketAddr, crate::config::Secret)]| {
         v.iter()
             .map(|(addr, secret)| radius::ServerConfig {
                 addr: *addr,
-                secret: secret.clone(),
+                secret: secret.expose().to_vec(),
             })
             .collect::<Vec<_>>()
     };
@@ -351,7 +350,11 @@ pub fn main(cfg: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(serve_with(cfg, Hooks::default(), wait_for_signal())) {
+    let stop = {
+        let _in_runtime = rt.enter();
+        stop_signals()
+    };
+    match rt.block_on(serve_with(cfg, Hooks::default(), stop)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dialgate: {e}");
@@ -365,6 +368,11 @@ pub fn main(cfg: Config) -> ExitCode {
 pub struct Hooks {
     /// Control lines for serial devices instead of their ioctls.
     pub lines: Option<crate::modemline::LinesHook>,
+    /// Opens the event log with this gate, to stall its writer like a hung
+    /// disk.
+    pub log_stall: Option<eventlog::StallGate>,
+    /// Told `(group, address or link)` for each group once it listens.
+    pub bound: Option<std::sync::mpsc::Sender<(String, String)>>,
 }
 
 /// Serves `cfg` until `stop` completes, then ends every call (each
@@ -383,9 +391,18 @@ pub async fn serve_with(
             cfg.data_dir.display()
         )
     })?;
-    let log = eventlog::EventLog::open(&cfg.event_log)
-        .map_err(|e| format!("cannot open the event log: {e}"))?;
+    let log = eventlog::EventLog::open_with(
+        &cfg.event_log,
+        &eventlog::Options {
+            stall: hooks.log_stall.clone(),
+            ..eventlog::Options::default()
+        },
+    )
+    .map_err(|e| format!("cannot open the event log: {e}"))?;
     let writer = log.writer();
+    // One for every group: a log that cannot be written refuses callers
+    // everywhere.
+    let log_health = Arc::new(call::LogHealth::new(cfg.event_log_timeout));
     let table = Arc::new(PortTable::new());
     let handle = tokio::runtime::Handle::current();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -448,7 +465,7 @@ pub async fn serve_with(
             ppp,
             table: table.clone(),
             log: writer.clone(),
-            log_broken: Arc::new(AtomicBool::new(false)),
+            log_health: log_health.clone(),
         });
         let pcfg = match &g.kind {
             PortKind::Tcp(a) => ports::PortConfig::tcp(*a),
@@ -499,6 +516,9 @@ pub async fn serve_with(
                 endpoint(&g.kind)
             }
         };
+        if let Some(tx) = &hooks.bound {
+            let _ = tx.send((g.name.clone(), at.clone()));
+        }
         bound.push((g.clone(), at));
         listeners.spawn(port_loop(rtg, port, shutdown_rx.clone()));
     }
@@ -508,8 +528,16 @@ pub async fn serve_with(
     tracing::info!("shutting down: ending every dialog");
     let _ = shutdown_tx.send(true);
     while listeners.join_next().await.is_some() {}
+    // A hung disk must not hold the exit for ever: what is still queued
+    // then is said, and lost with the process.
+    if !log.close_within(LOG_CLOSE_LIMIT) {
+        tracing::error!(
+            "event log: {} record(s) still not written after {} s; exiting without them",
+            writer.pending(),
+            LOG_CLOSE_LIMIT.as_secs()
+        );
+    }
     drop(writer);
-    log.close();
     tracing::info!("stopped");
     Ok(())
 }
@@ -550,25 +578,56 @@ fn print_welcome(cfg: &Config, bound: &[(Group, String)]) {
     );
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot watch SIGTERM: {e}");
-            std::future::pending::<()>().await;
+/// Watches the signals now (inside a runtime), so none arrives unhandled
+/// while the server sets up; the future completes on SIGTERM or SIGINT.
+///
+/// SIGHUP's default action would kill the server (exit 129, no End called,
+/// no records), and operators and `systemctl reload` send it. There is no
+/// reload yet: it is caught, logged at warn, and serving goes on.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let watch = |kind: SignalKind, name: &str| -> Option<Signal> {
+        signal(kind)
+            .inspect_err(|e| tracing::error!("cannot watch {name}: {e}"))
+            .ok()
+    };
+    let term = watch(SignalKind::terminate(), "SIGTERM");
+    let int = watch(SignalKind::interrupt(), "SIGINT");
+    let hup = watch(SignalKind::hangup(), "SIGHUP");
+    async fn next(s: &mut Option<Signal>) {
+        if let Some(s) = s
+            && s.recv().await.is_some()
+        {
             return;
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        r = tokio::signal::ctrl_c() => {
-            if r.is_ok() { tracing::info!("SIGINT") }
+        std::future::pending().await
+    }
+    async move {
+        let (mut term, mut int, mut hup) = (term, int, hup);
+        loop {
+            tokio::select! {
+                () = next(&mut term) => {
+                    tracing::info!("SIGTERM");
+                    return;
+                }
+                () = next(&mut int) => {
+                    tracing::info!("SIGINT");
+                    return;
+                }
+                () = next(&mut hup) => tracing::warn!(
+                    "SIGHUP: reload is not supported yet; the configuration was not re-read and dialgate keeps serving as started (restart it to apply changes)"
+                ),
+            }
         }
     }
 }
 
-const UNAVAILABLE: &[u8] = b"Service unavailable.\r\n";
+/// What a caller refused because the event log cannot be written hears.
+const LOG_UNAVAILABLE: &[u8] =
+    b"Service unavailable: the event log cannot be written; try again later.\r\n";
+
+/// The longest the exit waits for queued records on a hung disk.
+const LOG_CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Accepts callers until shutdown. A pty group serves its one caller
 /// inline, so the record is written before the next caller is answered;
@@ -674,7 +733,7 @@ pub async fn serve_caller<S: CallerLine>(
     leg: Leg,
     shutdown: watch::Receiver<bool>,
 ) -> CallEnd {
-    if rt.log_broken.load(Ordering::SeqCst) {
+    if rt.log_health.is_broken() {
         // Refuse rather than serve unrecorded; the refusal itself is a probe.
         let now = time::OffsetDateTime::now_utc();
         let mut rec = eventlog::Record::new(
@@ -688,9 +747,9 @@ pub async fn serve_caller<S: CallerLine>(
         );
         rec.remote = who.remote.clone();
         rec.detail = Some("event log unavailable".into());
-        if !call::record(rt, rec).await {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE)).await;
+        if !call::record_refusal(rt, rec).await {
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(LOG_UNAVAILABLE))
+                .await;
             return CallEnd::Done;
         }
     }
@@ -704,8 +763,9 @@ pub async fn serve_caller<S: CallerLine>(
                 return CallEnd::Done;
             };
             if !recorded {
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(UNAVAILABLE))
-                    .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(LOG_UNAVAILABLE))
+                        .await;
                 return CallEnd::Done;
             }
             if result.hung_up || *shutdown.borrow() {

@@ -482,3 +482,127 @@ expect {{
     let list = s.cmd(&["user", "list"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "carol");
 }
+
+/// Waits for a server log line containing every one of `words`.
+fn server_said(srv: &Server, words: &[&str], limit: Duration) -> Option<String> {
+    let end = Instant::now() + limit;
+    while let Ok(line) = srv
+        .stderr
+        .recv_timeout(end.saturating_duration_since(Instant::now()))
+    {
+        if words.iter().all(|w| line.contains(w)) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+#[test]
+fn hole_6_sighup_is_logged_and_the_server_keeps_serving() {
+    let s = tcp_setup("");
+    let mut srv = s.start();
+    let pid = nix::unistd::Pid::from_raw(srv.child.as_ref().unwrap().id() as i32);
+    let mut c = Caller::connect(srv.addr("tcp0"));
+    assert!(c.expect("Username: ", T));
+    // In the middle of the caller's dialog (and twice: not a one-off).
+    for _ in 0..2 {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        let line = server_said(&srv, &["SIGHUP", "reload is not supported"], T)
+            .expect("the server logs that it ignored SIGHUP");
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("not re-read"), "{line}");
+    }
+    assert!(
+        srv.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "SIGHUP ended the server"
+    );
+    // The caller finishes its transaction; its record is written.
+    c.send(b"alice\r");
+    assert!(c.expect("Password: ", T));
+    c.send(b"s3cret\r");
+    assert!(
+        c.expect("granted alice", T),
+        "{}",
+        String::from_utf8_lossy(&c.seen)
+    );
+    assert!(c.wait_closed(T));
+    let recs = s.wait_records(&["--outcome", "success"], 1, T);
+    assert_eq!(one(&recs)["user"], "alice");
+    // New callers are still answered, and SIGTERM still ends it cleanly.
+    let mut c = Caller::connect(srv.addr("tcp0"));
+    assert!(c.expect("Username: ", T));
+    drop(c);
+    let status = srv.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+/// `chattr +i` (stops even root), undone on drop.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    fn set(paths: &[std::path::PathBuf]) -> Immutable {
+        let st = Command::new("chattr")
+            .arg("+i")
+            .args(paths)
+            .status()
+            .expect("chattr (e2fsprogs) is needed: scripts/test installs it");
+        assert!(
+            st.success(),
+            "chattr +i failed: this test needs root and an ext4-like filesystem"
+        );
+        Immutable(paths.to_vec())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").args(&self.0).status();
+    }
+}
+
+#[test]
+fn hole_13_dialgate_log_reads_a_log_it_cannot_write_and_changes_nothing() {
+    let s = tcp_setup("");
+    {
+        let srv = s.start();
+        let mut c = Caller::connect(srv.addr("tcp0"));
+        assert!(c.expect("Username: ", T));
+        c.send(b"alice\r");
+        assert!(c.expect("Password: ", T));
+        c.send(b"s3cret\r");
+        assert!(c.expect("granted alice", T));
+        s.wait_records(&[], 1, T);
+    }
+    let db = s.data().join("events.sqlite");
+    let before = std::fs::read(&db).unwrap();
+    let files = |dir: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let listed = files(s.data());
+    {
+        // Nobody may write the file or create a -wal/-shm beside it.
+        let _ro = Immutable::set(&[db.clone(), s.data().to_path_buf()]);
+        let recs = s.records(&["--user", "alice"]);
+        assert_eq!(one(&recs)["outcome"], "success");
+    }
+    // Also when it could write: `dialgate log` changes nothing.
+    let recs = s.records(&[]);
+    assert_eq!(recs.len(), 1);
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "dialgate log wrote the log"
+    );
+    assert_eq!(files(s.data()), listed, "dialgate log created files");
+    // A missing log is a clear error, and is not created.
+    std::fs::remove_file(&db).unwrap();
+    let out = s.cmd(&["log"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such file"), "{err}");
+    assert!(!db.exists(), "dialgate log created the log");
+}

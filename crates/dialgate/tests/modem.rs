@@ -79,7 +79,10 @@ impl Rig {
                 .try_init();
         }
         let cfg = dialgate::config::load(Some(&s.config), s.data()).unwrap();
-        let hooks = dialgate::serve::Hooks { lines: Some(hook) };
+        let hooks = dialgate::serve::Hooks {
+            lines: Some(hook),
+            ..Default::default()
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
