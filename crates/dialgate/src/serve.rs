@@ -454,8 +454,11 @@ pub async fn serve_with(
                 pool: crate::pool::Pool::new(p.pool.0, p.pool.1)
                     .ok_or_else(|| format!("group {}: empty pool", g.name))?,
                 net: net.clone(),
-                users_file: cfg.users_file.clone(),
-                secrets_file: cfg.secrets_file.clone(),
+                local: Arc::new(modules::LocalPpp::new(
+                    cfg.users_file.clone(),
+                    cfg.secrets_file.clone(),
+                    modules::Verifiers::process(),
+                )),
             }),
             _ => None,
         };

@@ -4,11 +4,10 @@
 //! gives it an address from the group's pool, and carries its IPv4 packets
 //! to and from the shared tun.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ppp::auth::{AuthProtocol, Credentials, Verdict, VerifyId};
+use ppp::auth::{AuthProtocol, Verdict, VerifyId};
 use ppp::link::{DownCause, Event, Link, LinkConfig, LinkError};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -27,10 +26,10 @@ pub struct PppRuntime {
     pub pool: Arc<Pool>,
     /// The tun and the routing table.
     pub net: Arc<Network>,
-    /// The users file (PAP).
-    pub users_file: PathBuf,
-    /// The PPP secrets file (CHAP-MD5, MS-CHAPv2).
-    pub secrets_file: PathBuf,
+    /// PPP credentials against the users file (PAP) and the PPP secrets
+    /// file (CHAP-MD5, MS-CHAPv2), both cached per change, under the
+    /// process's argon2 limiter.
+    pub local: Arc<modules::LocalPpp>,
     /// PPP authentication and accounting through RADIUS (else the users
     /// backend checks PPP credentials and nothing is accounted).
     pub radius: Option<Arc<modules::RadiusPpp>>,
@@ -54,73 +53,11 @@ pub struct SessionStart<'a> {
     pub callback: bool,
 }
 
-const REJECT: &str = "Authentication failed";
-
 fn method_name(p: AuthProtocol) -> &'static str {
     match p {
         AuthProtocol::Pap => "pap",
         AuthProtocol::ChapMd5 => "chap-md5",
         AuthProtocol::MsChapV2 => "ms-chapv2",
-    }
-}
-
-/// Checks PPP credentials against the users backend. Blocking (argon2 for
-/// PAP): run it off the reactor.
-pub fn verify(
-    creds: &Credentials,
-    users_file: &std::path::Path,
-    secrets_file: &std::path::Path,
-) -> Verdict {
-    let Ok(name) = std::str::from_utf8(creds.user()) else {
-        return Verdict::reject(REJECT);
-    };
-    match creds {
-        Credentials::Pap { password, .. } => match modules::UsersDb::load(users_file) {
-            Ok(db) => match db.check(creds.user(), password) {
-                (modules::userdb::Check::Granted, _) => Verdict::Accept {
-                    authenticator_response: None,
-                },
-                _ => Verdict::reject(REJECT),
-            },
-            Err(e) => {
-                tracing::error!("PPP PAP: cannot read the users file: {e}");
-                Verdict::reject("Authentication service unavailable")
-            }
-        },
-        Credentials::ChapMd5 { .. } | Credentials::MsChapV2 { .. } => {
-            let enabled = match modules::UsersDb::load(users_file) {
-                Ok(db) => db.get(name).is_some_and(|u| !u.disabled),
-                Err(e) => {
-                    tracing::error!("PPP CHAP: cannot read the users file: {e}");
-                    return Verdict::reject("Authentication service unavailable");
-                }
-            };
-            let secrets = match modules::SecretsDb::load(secrets_file) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("PPP CHAP: cannot read the secrets file: {e}");
-                    return Verdict::reject("Authentication service unavailable");
-                }
-            };
-            let entry = secrets.get(name).filter(|_| enabled);
-            match creds {
-                Credentials::ChapMd5 { .. } => match entry.and_then(|e| e.chap_secret.as_ref()) {
-                    Some(secret) => creds.verify_password(secret, REJECT),
-                    None => Verdict::reject(REJECT),
-                },
-                _ => {
-                    // Unknown users are checked against a hash nobody has,
-                    // so they take the same path.
-                    let nt = entry.map_or([0u8; 16], |e| *e.nt_hash);
-                    let v = creds.verify_nt_hash(&nt, REJECT);
-                    if entry.is_none() {
-                        Verdict::reject(REJECT)
-                    } else {
-                        v
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -252,13 +189,15 @@ where
                         });
                         check = Some((id, h.abort_handle()));
                     } else {
-                        let (users, secrets) = (rt.users_file.clone(), rt.secrets_file.clone());
-                        let h = tokio::task::spawn_blocking(move || {
-                            let v = verify(&creds, &users, &secrets);
-                            let _ = tx.blocking_send((id, v));
+                        let local = rt.local.clone();
+                        let h = tokio::spawn(async move {
+                            let v = local.verify(creds).await;
+                            let _ = tx.send((id, v)).await;
                         });
-                        // A running blocking check cannot be stopped; its
-                        // late verdict is refused by the link.
+                        // Aborting it while it waits for the argon2 limiter
+                        // frees its place; a check already running on the
+                        // blocking pool finishes (holding its permit) and
+                        // its answer is dropped.
                         check = Some((id, h.abort_handle()));
                     }
                 }

@@ -18,16 +18,19 @@
 pub mod chain;
 pub mod codes;
 pub mod exec;
+pub mod filecache;
 mod libpam;
 pub mod line;
 pub mod pam;
 pub mod pin;
+pub mod ppp_local;
 pub mod radius_module;
 pub mod radius_ppp;
 mod session;
 pub mod totp_module;
 pub mod userdb;
 pub mod users;
+pub mod verifiers;
 
 use securityhost::consts::{DNLEN, UNLEN};
 
@@ -42,6 +45,7 @@ pub use exec::{
 pub use line::{Fed, LineEvent, LineReader};
 pub use pam::{PamConfigError, PamModule, PamOptions, PamStats};
 pub use pin::{PinModule, PinOptions};
+pub use ppp_local::{LocalPpp, LocalPppStats};
 pub use radius_module::{
     ERROR_RADIUS_BAD_USER_NAME, ERROR_RADIUS_CLIENT_FAILED, ERROR_RADIUS_NO_ANSWER,
     ERROR_RADIUS_TOO_MANY_CHALLENGES, RadiusConfigError, RadiusModule, RadiusOptions, RadiusStats,
@@ -58,6 +62,7 @@ pub use userdb::{
     list_users, nt_password_hash, remove_user, set_disabled,
 };
 pub use users::{UsersModule, UsersOptions, UsersStats};
+pub use verifiers::{VerifierFailed, VerifierStats, Verifiers};
 
 /// The longest banner or prompt a module accepts (bytes).
 pub const MAX_BANNER: usize = 16 * 1024;

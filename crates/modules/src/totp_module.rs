@@ -50,7 +50,6 @@ use securityhost::consts::NO_ERROR;
 use securityhost::{BeginArgs, HPort, SecurityModule};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
 use totp::{Algorithm, Digits, Totp, base32_decode, base32_encode};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -59,6 +58,7 @@ use crate::line::DEFAULT_MAX_LINE;
 use crate::session::{DialogTasks, LineInput, ReadError, Session, crlf_text};
 use crate::userdb::{Argon2Params, MAX_FILE_SIZE, hash_password, validate_user_name};
 use crate::users::{INPUT_TOO_LONG, LOGIN_INCORRECT, USERNAME_PROMPT};
+use crate::verifiers::Verifiers;
 use crate::{ConfigError, MAX_BANNER, check_domain};
 
 /// ERROR verdict: the TOTP store could not be read (missing, unreadable,
@@ -124,9 +124,9 @@ pub struct TotpOptions {
     /// A plain Begin then completes ERROR [`ERROR_TOTP_NO_PREVIOUS_USER`].
     /// Default false.
     pub user_from_previous: bool,
-    /// Most PIN (argon2) checks running at once (at least 1). Default: the
-    /// number of CPUs.
-    pub max_concurrent_verifications: usize,
+    /// The argon2 limiter for PIN checks. Default: [`Verifiers::process`],
+    /// the one the whole process shares.
+    pub verifiers: Verifiers,
     /// The clock codes are checked against; `None` (default): the system
     /// clock. For tests.
     pub now: Option<Clock>,
@@ -142,8 +142,7 @@ impl Default for TotpOptions {
             domain: String::new(),
             window: 1,
             user_from_previous: false,
-            max_concurrent_verifications: std::thread::available_parallelism()
-                .map_or(2, |n| n.get()),
+            verifiers: Verifiers::process(),
             now: None,
         }
     }
@@ -158,10 +157,7 @@ impl std::fmt::Debug for TotpOptions {
             .field("domain", &self.domain)
             .field("window", &self.window)
             .field("user_from_previous", &self.user_from_previous)
-            .field(
-                "max_concurrent_verifications",
-                &self.max_concurrent_verifications,
-            )
+            .field("verifiers", &self.verifiers)
             .field("now", &self.now.as_ref().map(|_| "custom"))
             .finish_non_exhaustive()
     }
@@ -802,7 +798,6 @@ struct Inner {
     opts: TotpOptions,
     banner: Vec<u8>,
     tasks: DialogTasks,
-    verifiers: Arc<Semaphore>,
     counters: Counters,
     /// The secret unknown users are checked against.
     dummy_secret: Zeroizing<Vec<u8>>,
@@ -826,9 +821,6 @@ impl TotpModule {
         if opts.tries == 0 {
             return Err(ConfigError::NoTries.into());
         }
-        if opts.max_concurrent_verifications == 0 {
-            return Err(ConfigError::NoVerifiers.into());
-        }
         if opts.banner.len() > MAX_BANNER {
             return Err(ConfigError::BannerTooLong.into());
         }
@@ -843,7 +835,6 @@ impl TotpModule {
                 handle,
                 banner: crlf_text(&opts.banner),
                 tasks: DialogTasks::new(),
-                verifiers: Arc::new(Semaphore::new(opts.max_concurrent_verifications)),
                 counters: Counters::default(),
                 dummy_secret,
                 dummy_hashes: Mutex::new(HashMap::new()),
@@ -1049,35 +1040,30 @@ impl Inner {
             CODE_PROMPT
         };
         let answer = input.prompt(session, prompt, false).await?;
-        let permit = self
-            .verifiers
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Stop::Code(ERROR_TOTP_VERIFIER_FAILED))?;
         let now = self.now();
         let window = self.opts.window;
         let dummy_secret = self.dummy_secret.clone();
         let st = store.clone();
         let n = name.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            let r = check(
-                &st,
-                &n,
-                &answer,
-                now,
-                window,
-                &dummy_secret,
-                dummy_hash.as_deref(),
-            );
-            drop(permit);
-            r
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "TOTP verifier failed");
-            Stop::Code(ERROR_TOTP_VERIFIER_FAILED)
-        })?;
+        let checked = self
+            .opts
+            .verifiers
+            .run(move || {
+                check(
+                    &st,
+                    &n,
+                    &answer,
+                    now,
+                    window,
+                    &dummy_secret,
+                    dummy_hash.as_deref(),
+                )
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "TOTP verifier failed");
+                Stop::Code(ERROR_TOTP_VERIFIER_FAILED)
+            })?;
         let known = store.users.get(&name);
         match known {
             Some(_) => &self.counters.verifications,
@@ -1128,17 +1114,20 @@ impl Inner {
         {
             return Ok(h.clone());
         }
-        let made = tokio::task::spawn_blocking(move || {
-            let mut pw = Zeroizing::new([0u8; 32]);
-            rand::fill(&mut pw[..]);
-            hash_password(&pw[..], params)
-        })
-        .await
-        .map_err(|_| Stop::Code(ERROR_TOTP_VERIFIER_FAILED))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot make the dummy PIN hash");
-            Stop::Code(ERROR_TOTP_VERIFIER_FAILED)
-        })?;
+        let made = self
+            .opts
+            .verifiers
+            .run(move || {
+                let mut pw = Zeroizing::new([0u8; 32]);
+                rand::fill(&mut pw[..]);
+                hash_password(&pw[..], params)
+            })
+            .await
+            .map_err(|_| Stop::Code(ERROR_TOTP_VERIFIER_FAILED))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot make the dummy PIN hash");
+                Stop::Code(ERROR_TOTP_VERIFIER_FAILED)
+            })?;
         let h: Arc<str> = Arc::from(made.as_str());
         self.dummy_hashes
             .lock()

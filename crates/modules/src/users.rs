@@ -12,32 +12,33 @@
 //! - A prompt not answered within `prompt_timeout_secs`: ERROR 638. The
 //!   caller hanging up: the dialog just stops (the host Ends it).
 //! - A line longer than 256 bytes: FAILURE with the name typed so far.
-//! - The users file is read at Begin through a cache that reloads it when it
-//!   changes (device, inode, size or mtime), so `dialgate user add` needs no
-//!   restart. A file that cannot be read or is invalid: ERROR
+//! - The users file is read at Begin through a [`FileCache`] that reloads
+//!   it when it changes (see [`crate::filecache`]), so `dialgate user add`
+//!   needs no restart. A file that cannot be read or is invalid: ERROR
 //!   [`ERROR_USERS_FILE_UNREADABLE`] / [`ERROR_USERS_FILE_INVALID`], logged,
 //!   never a grant.
-//! - argon2 runs on tokio's blocking pool, at most
-//!   `max_concurrent_verifications` at a time (each takes the hash's memory).
+//! - argon2 runs on tokio's blocking pool under [`UsersOptions::verifiers`]
+//!   (each check takes the hash's memory); by default the process's one
+//!   limiter, shared with the other modules and PPP.
 //! - End before Complete stops the dialog task and returns
 //!   [`crate::codes::END_ABORTED`] (see the crate documentation).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use securityhost::consts::NO_ERROR;
 use securityhost::{BeginArgs, HPort, SecurityModule};
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::ConfigError;
 use crate::codes::{ERROR_USERS_FILE_INVALID, ERROR_USERS_FILE_UNREADABLE, ERROR_VERIFIER_FAILED};
+use crate::filecache::FileCache;
 use crate::line::DEFAULT_MAX_LINE;
 use crate::session::{DialogTasks, LineInput, ReadError, Session, crlf_text};
-use crate::userdb::{Check, CheckedAgainst, UserFileError, UsersDb};
+use crate::userdb::{Check, CheckedAgainst, UsersDb};
+use crate::verifiers::Verifiers;
 use crate::{MAX_BANNER, check_domain};
 
 /// The prompt for the user name.
@@ -63,9 +64,9 @@ pub struct UsersOptions {
     pub prompt_timeout_secs: u32,
     /// The Domain of verdicts (at most 15 bytes), unless the user has one.
     pub domain: String,
-    /// Most argon2 verifications running at once (at least 1). Default:
-    /// the number of CPUs.
-    pub max_concurrent_verifications: usize,
+    /// The argon2 limiter. Default: [`Verifiers::process`], the one the
+    /// whole process shares (as many checks at once as CPUs).
+    pub verifiers: Verifiers,
 }
 
 impl Default for UsersOptions {
@@ -76,8 +77,7 @@ impl Default for UsersOptions {
             tries: 3,
             prompt_timeout_secs: 60,
             domain: String::new(),
-            max_concurrent_verifications: std::thread::available_parallelism()
-                .map_or(2, |n| n.get()),
+            verifiers: Verifiers::process(),
         }
     }
 }
@@ -91,7 +91,8 @@ pub struct UsersStats {
     pub dummy_verifications: u64,
     /// Logins granted.
     pub granted: u64,
-    /// Users-file loads (first and after each change).
+    /// Users-file reads and parses: the first, one per change, and again
+    /// while a change is less than [`crate::filecache::RACY`] old.
     pub reloads: u64,
 }
 
@@ -100,82 +101,6 @@ struct Counters {
     verifications: AtomicU64,
     dummy_verifications: AtomicU64,
     granted: AtomicU64,
-    reloads: AtomicU64,
-}
-
-/// What identifies one version of the users file on disk. A rewrite by
-/// rename always changes the inode; an edit in place changes the size or
-/// the mtime.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-#[derive(Default)]
-struct CacheState {
-    loaded: Option<(FileStamp, Arc<UsersDb>)>,
-    /// The last load error logged, so a broken file is logged once per
-    /// change, not once per call.
-    last_error: Option<String>,
-}
-
-/// The users file, loaded once per change.
-struct UsersCache {
-    path: PathBuf,
-    state: Mutex<CacheState>,
-}
-
-impl UsersCache {
-    fn get(&self, counters: &Counters) -> Result<Arc<UsersDb>, UserFileError> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let result = self.refresh(&mut st, counters);
-        match &result {
-            Ok(_) => st.last_error = None,
-            Err(e) => {
-                let msg = e.to_string();
-                if st.last_error.as_deref() != Some(msg.as_str()) {
-                    tracing::error!(error = %msg, "users file unusable: every login is refused");
-                    st.last_error = Some(msg);
-                }
-            }
-        }
-        result
-    }
-
-    fn refresh(
-        &self,
-        st: &mut CacheState,
-        counters: &Counters,
-    ) -> Result<Arc<UsersDb>, UserFileError> {
-        let meta = std::fs::metadata(&self.path).map_err(|source| UserFileError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        let stamp = FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        };
-        if let Some((s, db)) = &st.loaded
-            && *s == stamp
-        {
-            return Ok(db.clone());
-        }
-        // A failed load drops the old version too: the file on disk is what
-        // the operator means now.
-        st.loaded = None;
-        let db = Arc::new(UsersDb::load(&self.path)?);
-        counters.reloads.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(path = %self.path.display(), users = db.len(), "users file loaded");
-        st.loaded = Some((stamp, db.clone()));
-        Ok(db)
-    }
 }
 
 /// The `users` module. See the module documentation.
@@ -187,9 +112,8 @@ struct Inner {
     handle: Handle,
     opts: UsersOptions,
     banner: Vec<u8>,
-    cache: UsersCache,
+    cache: FileCache<UsersDb>,
     tasks: DialogTasks,
-    verifiers: Arc<Semaphore>,
     counters: Counters,
 }
 
@@ -209,9 +133,6 @@ impl UsersModule {
         if opts.tries == 0 {
             return Err(ConfigError::NoTries);
         }
-        if opts.max_concurrent_verifications == 0 {
-            return Err(ConfigError::NoVerifiers);
-        }
         if opts.banner.len() > MAX_BANNER {
             return Err(ConfigError::BannerTooLong);
         }
@@ -220,12 +141,8 @@ impl UsersModule {
             inner: Arc::new(Inner {
                 handle,
                 banner: crlf_text(&opts.banner),
-                cache: UsersCache {
-                    path: opts.users_file.clone(),
-                    state: Mutex::new(CacheState::default()),
-                },
+                cache: FileCache::new(opts.users_file.clone(), "users file", UsersDb::load),
                 tasks: DialogTasks::new(),
-                verifiers: Arc::new(Semaphore::new(opts.max_concurrent_verifications)),
                 counters: Counters::default(),
                 opts,
             }),
@@ -239,7 +156,7 @@ impl UsersModule {
             verifications: c.verifications.load(Ordering::Relaxed),
             dummy_verifications: c.dummy_verifications.load(Ordering::Relaxed),
             granted: c.granted.load(Ordering::Relaxed),
-            reloads: c.reloads.load(Ordering::Relaxed),
+            reloads: self.inner.cache.loads(),
         }
     }
 
@@ -255,7 +172,7 @@ impl SecurityModule for UsersModule {
     }
 
     fn begin(&self, args: BeginArgs) -> u32 {
-        let db = self.inner.cache.get(&self.inner.counters);
+        let db = self.inner.cache.get();
         let inner = self.inner.clone();
         self.inner
             .tasks
@@ -372,21 +289,14 @@ impl Inner {
         name: Zeroizing<Vec<u8>>,
         password: Zeroizing<Vec<u8>>,
     ) -> Result<(Check, CheckedAgainst), Stop> {
-        let permit = self
+        self.opts
             .verifiers
-            .clone()
-            .acquire_owned()
+            .run(move || db.check(&name, &password))
             .await
-            .map_err(|_| Stop::Code(ERROR_VERIFIER_FAILED))?;
-        let job = tokio::task::spawn_blocking(move || {
-            let r = db.check(&name, &password);
-            drop(permit);
-            r
-        });
-        job.await.map_err(|e| {
-            tracing::error!(error = %e, "password verifier failed");
-            Stop::Code(ERROR_VERIFIER_FAILED)
-        })
+            .map_err(|e| {
+                tracing::error!(error = %e, "password verifier failed");
+                Stop::Code(ERROR_VERIFIER_FAILED)
+            })
     }
 }
 

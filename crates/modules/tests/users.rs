@@ -23,7 +23,7 @@ fn opts(dir: &Path) -> UsersOptions {
         tries: 3,
         prompt_timeout_secs: 30,
         domain: "LAB".into(),
-        max_concurrent_verifications: 2,
+        verifiers: modules::Verifiers::new(2).unwrap(),
     }
 }
 
@@ -334,11 +334,25 @@ async fn users_file_is_reloaded_after_add_user() {
     assert_eq!(d.finish().await, success("bob", "LAB"));
     assert_eq!(m.stats().reloads, 2);
 
-    // Unchanged file: no reload.
+    // A version changed less than 2 s ago is read again at each Begin (an
+    // edit in place within the kernel's clock tick would be missed
+    // otherwise); once older, an unchanged file is not read again.
+    std::fs::File::options()
+        .append(true)
+        .open(dir.path().join("users.toml"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
     let mut d = Driver::start_default(m.clone()).await;
     d.send(b"alice\rs3cret pw\r").await;
     assert_eq!(d.finish().await, success("alice", "LAB"));
-    assert_eq!(m.stats().reloads, 2);
+    let n = m.stats().reloads;
+    for _ in 0..3 {
+        let mut d = Driver::start_default(m.clone()).await;
+        d.send(b"alice\rs3cret pw\r").await;
+        assert_eq!(d.finish().await, success("alice", "LAB"));
+    }
+    assert_eq!(m.stats().reloads, n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,10 +509,6 @@ fn bad_options_are_refused() {
             ..base.clone()
         },
         UsersOptions {
-            max_concurrent_verifications: 0,
-            ..base.clone()
-        },
-        UsersOptions {
             banner: "x".repeat(modules::MAX_BANNER + 1),
             ..base.clone()
         },
@@ -506,6 +516,10 @@ fn bad_options_are_refused() {
         assert!(UsersModule::new(rt.handle().clone(), bad).is_err());
     }
     assert!(UsersModule::new(rt.handle().clone(), base).is_ok());
+    assert_eq!(
+        modules::Verifiers::new(0).err(),
+        Some(modules::ConfigError::NoVerifiers)
+    );
 }
 
 /// Unknown names cost what known ones do: the least thread CPU time of
