@@ -1905,6 +1905,19 @@ mod tests {
             PortKind::Telnet("127.0.0.1:2323".parse().unwrap())
         );
         assert_eq!(c.event_log, Path::new("/d/events.sqlite"));
+        assert_eq!(c.event_log_timeout, DEFAULT_EVENT_LOG_TIMEOUT);
+    }
+
+    #[test]
+    fn hole_7_event_log_timeout_is_read_and_bounded() {
+        let g = "[[group]]\nname = \"a\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n[group.handoff]\nkind = \"exec\"\nprogram = \"/bin/true\"\n[group.module]\nkind = \"users\"\n";
+        let c = p(&format!("event_log_timeout = \"250ms\"\n{g}")).unwrap();
+        assert_eq!(c.event_log_timeout, Duration::from_millis(250));
+        let e = p(&format!("event_log_timeout = \"11m\"\n{g}")).unwrap_err();
+        assert!(e.message.contains("at most 10m"), "{e}");
+        assert_eq!(e.at, Some((1, 21)), "{e}");
+        let e = p(&format!("event_log_timeout = 0\n{g}")).unwrap_err();
+        assert!(e.message.contains("more than 0"), "{e}");
     }
 
     #[test]
