@@ -308,8 +308,48 @@ pub fn check_config(cfg: &Config) -> ExitCode {
             g.transaction.dialog_time_limit.as_secs(),
             g.handoff.describe()
         );
+        for note in message_authenticator_notes(g) {
+            println!("    {note}");
+        }
     }
     ExitCode::SUCCESS
+}
+
+/// `check-config` lines for RADIUS clients that do not always require a
+/// Message-Authenticator (the default, against BlastRADIUS).
+fn message_authenticator_notes(g: &crate::config::Group) -> Vec<String> {
+    use radius::RequireMessageAuthenticator as R;
+    fn walk(m: &ModuleConfig, out: &mut Vec<(&'static str, R)>) {
+        match m {
+            ModuleConfig::Radius {
+                require_message_authenticator,
+                ..
+            } => out.push(("radius module", *require_message_authenticator)),
+            ModuleConfig::Chain { steps } => steps.iter().for_each(|s| walk(s, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    if let Some(m) = &g.module {
+        walk(m, &mut found);
+    }
+    if let Handoff::Ppp(p) = &g.handoff
+        && let Some(r) = &p.radius
+    {
+        found.push(("PPP RADIUS", r.require_message_authenticator));
+    }
+    found
+        .into_iter()
+        .filter_map(|(what, policy)| match policy {
+            R::Always => None,
+            R::Auto => Some(format!(
+                "note: {what}: require_message_authenticator = \"auto\": unsigned replies are believed until a server has signed one"
+            )),
+            R::Never => Some(format!(
+                "warning: {what}: require_message_authenticator = false: unsigned replies are believed (open to BlastRADIUS, CVE-2024-3596)"
+            )),
+        })
+        .collect()
 }
 
 fn endpoint(k: &PortKind) -> String {
@@ -867,5 +907,39 @@ pub async fn serve_caller<S: CallerLine>(
             tracing::error!(group = %rt.cfg.name, "ppp hand-off without a network; hanging up");
             CallEnd::Done
         }
+    }
+}
+
+#[cfg(test)]
+mod message_authenticator_tests {
+    use super::*;
+
+    fn notes(key: &str) -> Vec<String> {
+        let text = format!(
+            "[[group]]\nname = \"g\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n\
+             [group.module]\nkind = \"chain\"\nsteps = [{{ kind = \"users\" }}, \
+             {{ kind = \"radius\", servers = [{{ address = \"127.0.0.1:1812\", secret = \"s\" }}]{key} }}]\n\
+             [group.handoff]\nkind = \"exec\"\nprogram = \"/bin/true\"\n"
+        );
+        let cfg = crate::config::parse(&text, "t.toml", std::path::Path::new("/data"), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        message_authenticator_notes(&cfg.groups[0])
+    }
+
+    /// check-config says when a RADIUS client does not always require a
+    /// Message-Authenticator (issue 12 hole 5), also inside a chain.
+    #[test]
+    fn check_config_names_a_weakened_message_authenticator_setting() {
+        assert!(notes("").is_empty());
+        assert!(notes(", require_message_authenticator = true").is_empty());
+        let n = notes(", require_message_authenticator = false");
+        assert_eq!(n.len(), 1);
+        assert!(
+            n[0].starts_with("warning: radius module") && n[0].contains("BlastRADIUS"),
+            "{n:?}"
+        );
+        let n = notes(", require_message_authenticator = \"auto\"");
+        assert_eq!(n.len(), 1);
+        assert!(n[0].starts_with("note: radius module"), "{n:?}");
     }
 }
