@@ -156,6 +156,28 @@ struct Call {
     end_of: Option<HPort>,
 }
 
+/// How a Begin or End sent to the worker ended.
+enum CallResult {
+    /// Its `Returned` frame came, with this code.
+    Returned(u32),
+    /// The worker died; its death was processed (every transaction it held
+    /// was reported to the callback) before this call was released.
+    Died,
+    /// The worker is gone and no one has confirmed its transactions heard
+    /// of it: it was dead before the call could be sent, or its death was
+    /// not processed within the wait.
+    Unconfirmed,
+}
+
+impl CallResult {
+    fn code(&self) -> u32 {
+        match self {
+            CallResult::Returned(c) => *c,
+            CallResult::Died | CallResult::Unconfirmed => WORKER_GONE,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Live {
     /// Set once the worker is dead: nothing new is accepted.
@@ -213,6 +235,23 @@ impl RateLimit {
     }
 }
 
+/// End of `hport` did not return and the death processing may not have
+/// told its transaction yet (the worker was already dead or replaced, or
+/// its death was not seen in time): tell it now, before End's caller hears
+/// [`WORKER_GONE`], so a SUCCESS awaiting End's return never stands.
+fn end_not_returned(on_defect: &Mutex<Option<DeathCallback>>, hport: HPort, why: &str) {
+    tracing::error!(hport = %hport, "module End did not return: {why}");
+    let cb = lock(on_defect).clone();
+    if let Some(cb) = cb {
+        cb(
+            hport,
+            Defect::Other(format!(
+                "End did not return: {why}; the verdict does not stand"
+            )),
+        );
+    }
+}
+
 /// One worker process.
 struct Worker {
     pid: u32,
@@ -224,6 +263,9 @@ struct Worker {
     /// reactor thread and must never block it, and must reach the worker
     /// before an End that follows it).
     writer: Mutex<UnixStream>,
+    /// Another handle on the socket, only to shut it down when we kill the
+    /// worker (never locked: a writer stuck in a write must not delay it).
+    ctl: UnixStream,
     out: Mutex<mpsc::Sender<Vec<u8>>>,
     next_id: AtomicU64,
     live: Mutex<Live>,
@@ -258,13 +300,19 @@ impl Worker {
 
     /// Kills the worker for `reason`, unless it already exited (then its
     /// own exit status tells why).
+    ///
+    /// Either way our end of the socket is shut down, so the reader sees
+    /// the end of the stream and the death is processed even when another
+    /// process still holds the worker's end (module code that forked).
     fn kill(&self, reason: String) {
-        let mut child = lock(&self.child);
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
+        {
+            let mut child = lock(&self.child);
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                lock(&self.kill_reason).get_or_insert(reason);
+                let _ = child.kill();
+            }
         }
-        lock(&self.kill_reason).get_or_insert(reason);
-        let _ = child.kill();
+        let _ = self.ctl.shutdown(std::net::Shutdown::Both);
     }
 
     /// Sends Begin or End (then `end_of` is its handle) and waits for its
@@ -275,13 +323,13 @@ impl Worker {
         end_of: Option<HPort>,
         timeout: Duration,
         what: &str,
-    ) -> u32 {
+    ) -> CallResult {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
         {
             let mut live = lock(&self.live);
             if live.dead {
-                return WORKER_GONE;
+                return CallResult::Unconfirmed;
             }
             live.calls.insert(id, Call { reply: tx, end_of });
         }
@@ -290,8 +338,8 @@ impl Worker {
         // module's event is signalled before End, never after).
         self.queue(&make(id));
         match rx.recv_timeout(timeout) {
-            Ok(code) => code,
-            Err(mpsc::RecvTimeoutError::Disconnected) => WORKER_GONE,
+            Ok(code) => CallResult::Returned(code),
+            Err(mpsc::RecvTimeoutError::Disconnected) => CallResult::Died,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.kill(format!(
                     "killed: {what} did not return within {} s",
@@ -299,8 +347,11 @@ impl Worker {
                 ));
                 // Wait for the death to be processed, so the transactions
                 // hear of the defect before this call returns.
-                let _ = rx.recv_timeout(Duration::from_secs(5));
-                WORKER_GONE
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(code) => CallResult::Returned(code),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => CallResult::Died,
+                    Err(mpsc::RecvTimeoutError::Timeout) => CallResult::Unconfirmed,
+                }
             }
         }
     }
@@ -821,11 +872,15 @@ impl WorkerModule {
                 Ok(w)
             })
             .map_err(|e| fail(&mut child, failed(e.to_string())))?;
+        let ctl = sock
+            .try_clone()
+            .map_err(|e| fail(&mut child, failed(e.to_string())))?;
         let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
         let w = Arc::new(Worker {
             pid,
             child: Mutex::new(child),
             writer: Mutex::new(writer),
+            ctl,
             out: Mutex::new(out_tx),
             next_id: AtomicU64::new(1),
             live: Mutex::new(Live::default()),
@@ -921,17 +976,19 @@ impl SecurityModule for WorkerModule {
                 },
             );
         }
-        let code = w.call(
-            |id| Frame::Begin {
-                id,
-                hport: hport.0,
-                send_size: args.send_buffer_size.min(u32::MAX as usize) as u32,
-                recv_size: args.recv_buffer_size.min(u32::MAX as usize) as u32,
-            },
-            None,
-            self.opts.call_timeout,
-            "Begin",
-        );
+        let code = w
+            .call(
+                |id| Frame::Begin {
+                    id,
+                    hport: hport.0,
+                    send_size: args.send_buffer_size.min(u32::MAX as usize) as u32,
+                    recv_size: args.recv_buffer_size.min(u32::MAX as usize) as u32,
+                },
+                None,
+                self.opts.call_timeout,
+                "Begin",
+            )
+            .code();
         let end_now = {
             let mut live = lock(&w.live);
             match live.txs.get_mut(&hport) {
@@ -958,6 +1015,9 @@ impl SecurityModule for WorkerModule {
 
     fn end(&self, hport: HPort) -> u32 {
         let Some(w) = self.holder(hport) else {
+            // Its worker died (its death may still be being processed) or
+            // was replaced: End cannot return.
+            end_not_returned(&self.on_death, hport, "its module worker is gone");
             return WORKER_GONE;
         };
         {
@@ -973,12 +1033,24 @@ impl SecurityModule for WorkerModule {
         }
         // Booked as returned when the worker's Returned frame is read (and
         // kept for a late Complete when End returned 0 on an abort).
-        w.call(
+        match w.call(
             |id| Frame::End { id, hport: hport.0 },
             Some(hport),
             self.opts.call_timeout,
             "End",
-        )
+        ) {
+            CallResult::Returned(code) => code,
+            // Every transaction it held was reported before we got here.
+            CallResult::Died => WORKER_GONE,
+            CallResult::Unconfirmed => {
+                end_not_returned(
+                    &self.on_death,
+                    hport,
+                    &format!("its module worker (pid {}) is gone", w.pid),
+                );
+                WORKER_GONE
+            }
+        }
     }
 }
 

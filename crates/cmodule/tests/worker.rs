@@ -360,6 +360,36 @@ fn hole_9_an_end_crashing_after_success_does_not_grant() {
     died_after_success("abort-in-end");
 }
 
+/// Issue 12, hole 9, when the worker's death is not seen at once: End
+/// forks (the child keeps the worker's socket open) and then crashes, so
+/// no end of stream tells the supervisor; End's call times out. The SUCCESS
+/// awaiting End's return must not stand even with an end grace longer than
+/// the call timeout (the virtual clock never moves here), and the dead
+/// worker must be replaced, not kept as if alive.
+#[test]
+fn hole_9_an_end_crashing_after_success_with_its_socket_held_open_does_not_grant() {
+    set_envs();
+    let m = worker_with(
+        "misbehave",
+        WorkerOptions {
+            call_timeout: Duration::from_millis(500),
+            ..WorkerOptions::default()
+        },
+    );
+    let first = m.worker_pid().unwrap();
+    let mut d = Drive::start(m.clone(), cfg());
+    d.input("fork-abort-in-end\r");
+    let (o, _) = d.finish();
+    assert_eq!(o.granted(), None, "a forged SUCCESS granted: {o:?}");
+    assert!(matches!(o, Outcome::Defect(_)), "{o:?}");
+    // The next caller gets a fresh worker, and its SUCCESS stands.
+    let mut d = Drive::start(m.clone(), cfg());
+    d.input("bad-handle\r");
+    let (o, _) = d.finish();
+    assert_eq!(o.granted(), Some(("probe", "")), "{o:?}");
+    assert_ne!(m.worker_pid(), Some(first));
+}
+
 /// Issue 12, hole 8: a defect the worker sees ends its transaction at once
 /// (the virtual clock never moves here: the dialog limit cannot be what
 /// ends it) as a module defect naming what was wrong.

@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include "../../../../examples/modules/dialog_util.h"
 
-/* Set by "abort-in-end": End crashes (the worker dies with it). */
+/* Set by "abort-in-end": End crashes (the worker dies with it); by
+ * "fork-abort-in-end" End first forks a process that keeps every
+ * descriptor, the worker's socket too, for 10 s. */
 static volatile int crash_in_end;
+static volatile int fork_in_end;
 
 static void report(struct conv *c, const char *fmt, DWORD a, DWORD b, DWORD d)
 {
@@ -105,6 +108,12 @@ static void *dialog(void *arg)
         crash_in_end = 1;
         finish(c, SECURITYMSG_SUCCESS, 0, "forged");
         return NULL;
+    } else if (!strcmp(cmd, "fork-abort-in-end")) {
+        /* as abort-in-end, but the worker's socket outlives the worker */
+        fork_in_end = 1;
+        crash_in_end = 1;
+        finish(c, SECURITYMSG_SUCCESS, 0, "forged");
+        return NULL;
     } else if (!strcmp(cmd, "segv")) {
         send_str(c, "crashing\r\n");
         *(volatile int *)0 = 1; /* a real invalid write */
@@ -126,6 +135,10 @@ DWORD RasSecurityDialogBegin(HPORT hPort, PBYTE pSendBuf, DWORD SendBufSize, PBY
 
 DWORD RasSecurityDialogEnd(HPORT hPort)
 {
+    if (fork_in_end && fork() == 0) {
+        sleep(10);
+        _exit(0);
+    }
     if (crash_in_end)
         abort();
     return end_dialog(hPort);
