@@ -168,7 +168,12 @@ impl Drop for Fake {
 }
 
 impl Fake {
-    async fn start(mut script: Script) -> Fake {
+    async fn start(script: Script) -> Fake {
+        Fake::start_signing(script, true).await
+    }
+
+    /// `sign`: Access-* replies carry a Message-Authenticator.
+    async fn start_signing(mut script: Script, sign: bool) -> Fake {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -199,7 +204,7 @@ impl Fake {
                         &raw.authenticator(),
                         &attrs,
                         SECRET,
-                        code != Code::AccountingResponse,
+                        sign && code != Code::AccountingResponse,
                     )
                     .unwrap();
                     sock.send_to(&reply, from).await.unwrap();
@@ -868,6 +873,53 @@ async fn hole_13_mschapv2_error_code_from_radius_reaches_the_peer() {
             // One Access-Request and one verdict each.
             assert_eq!(h.verdicts.len(), 1, "{user}: {h:?}");
         }
+    })
+    .await
+    .unwrap();
+}
+
+/// Issue 12 hole 5 for PPP through RADIUS: on the default options an
+/// unsigned Access-Accept is no Accept (no valid answer: service
+/// unavailable); `Never` believes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hole_5_unsigned_accept_is_no_ppp_accept_on_the_defaults() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let fake =
+            Fake::start_signing(Box::new(|_| Some((Code::AccessAccept, vec![]))), false).await;
+        let opts = RadiusPppOptions {
+            auth_servers: vec![server(fake.addr)],
+            timeout: Duration::from_millis(300),
+            retries: 1,
+            ..RadiusPppOptions::default()
+        };
+        let strict = RadiusPpp::new(tokio::runtime::Handle::current(), opts.clone()).unwrap();
+        let pap = Credentials::Pap {
+            user: b"alice".to_vec(),
+            password: b"pw".to_vec(),
+        };
+        assert_eq!(
+            strict.verify(&pap, None).await,
+            Verdict::reject(UNAVAILABLE_TEXT)
+        );
+        assert_eq!(
+            strict
+                .stats()
+                .auth_client
+                .dropped_missing_message_authenticator,
+            2
+        );
+        let lax = RadiusPpp::new(
+            tokio::runtime::Handle::current(),
+            RadiusPppOptions {
+                require_message_authenticator: radius::RequireMessageAuthenticator::Never,
+                ..opts
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            lax.verify(&pap, None).await,
+            Verdict::Accept { .. }
+        ));
     })
     .await
     .unwrap();
