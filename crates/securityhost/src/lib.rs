@@ -15,4 +15,4 @@ pub use dialog::{Dialog, HostError, ReceiveFuture};
 pub use message::{Defect, FieldTooLong, HPort, MsgId, SecurityInfo, SecurityMessage, Verdict};
 pub use module::{BeginArgs, Host, ReceiveCompletion, ReceiveEvent, SecurityModule};
 pub use port::{Clock, Port, PortTable, SystemClock, check_buffer_range};
-pub use transaction::{AbortCause, Action, Config, Outcome, Transaction};
+pub use transaction::{AbortCause, Action, Config, MAX_DEFECTS, Outcome, Transaction};

@@ -45,6 +45,13 @@ use crate::consts::*;
 use crate::message::{Defect, HPort, SecurityInfo, SecurityMessage, Verdict, device_name};
 use crate::module::{ReceiveCompletion, ReceiveEvent};
 
+/// The most defects a transaction keeps beside its outcome; the last one
+/// kept then counts those not recorded. A module that calls Complete in a
+/// loop (or a worker that sends Complete frames as fast as it can) must not
+/// grow server memory, or the transaction's event-log record, for as long
+/// as the transaction lives.
+pub const MAX_DEFECTS: usize = 16;
+
 /// The per-port-group limits of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -176,6 +183,8 @@ pub struct Transaction {
     abort: Option<AbortCause>,
     first_complete: Option<Result<Verdict, Defect>>,
     defects: Vec<Defect>,
+    /// Defects not kept (past [`MAX_DEFECTS`]).
+    defects_dropped: u64,
     hung_up: bool,
     send_error: Option<u32>,
     backlog: VecDeque<u8>,
@@ -213,6 +222,7 @@ impl Transaction {
             abort: None,
             first_complete: None,
             defects: Vec::new(),
+            defects_dropped: 0,
             hung_up: false,
             send_error: None,
             backlog: VecDeque::new(),
@@ -359,7 +369,7 @@ impl Transaction {
                 if self.abort.is_none() && now >= self.dialog_deadline {
                     self.abort(AbortCause::DialogTimedOut, now);
                 } else if self.grace_deadline.is_some_and(|d| now >= d) {
-                    self.defects.push(Defect::BeginHung);
+                    self.note_defect(Defect::BeginHung);
                     self.finish_aborted();
                 }
             }
@@ -376,7 +386,7 @@ impl Transaction {
             Phase::Aborting => {
                 if self.grace_deadline.is_some_and(|d| now >= d) {
                     if self.end_returned.is_none() {
-                        self.defects.push(Defect::EndHung);
+                        self.note_defect(Defect::EndHung);
                     }
                     self.finish_aborted();
                 }
@@ -441,11 +451,11 @@ impl Transaction {
                 self.finish(Outcome::Defect(defect));
             }
             Phase::Beginning | Phase::Dialog | Phase::Aborting => {
-                self.defects.push(defect);
+                self.note_defect(defect);
                 self.finish_aborted();
             }
             Phase::Cleanup => self.defect_before_end_returned(defect),
-            Phase::Finished => self.defects.push(defect),
+            Phase::Finished => self.note_defect(defect),
         }
     }
 
@@ -467,7 +477,7 @@ impl Transaction {
         }
         if self.transmit.len() + data.len() > self.cfg.transmit_max {
             // The caller is not reading and the module keeps sending.
-            self.defects.push(Defect::Other(format!(
+            self.note_defect(Defect::Other(format!(
                 "module queued more than {} bytes the caller did not read",
                 self.cfg.transmit_max
             )));
@@ -546,13 +556,13 @@ impl Transaction {
     pub fn complete(&mut self, msg: &SecurityMessage, now: Instant) -> u32 {
         if self.phase == Phase::Finished && self.first_complete.is_none() {
             // Too late: the transaction already ended without it.
-            self.defects.push(Defect::Other(
+            self.note_defect(Defect::Other(
                 "Complete after the transaction ended".to_string(),
             ));
             return ERROR_INVALID_PORT_HANDLE;
         }
         if self.first_complete.is_some() {
-            self.defects.push(Defect::SecondComplete);
+            self.note_defect(Defect::SecondComplete);
             return ERROR_INVALID_PARAMETER;
         }
         let result = msg.validate(self.hport);
@@ -624,6 +634,28 @@ impl Transaction {
         }
     }
 
+    /// Notes a defect beside the outcome, at most [`MAX_DEFECTS`] of them:
+    /// past that the last entry says how many more were not recorded.
+    fn note_defect(&mut self, defect: Defect) {
+        if self.defects.len() + 1 < MAX_DEFECTS {
+            self.defects.push(defect);
+            return;
+        }
+        if self.defects.len() + 1 == MAX_DEFECTS && self.defects_dropped == 0 {
+            // The last slot: this defect, unless more follow.
+            self.defects.push(defect);
+            return;
+        }
+        self.defects_dropped += 1;
+        let marker = Defect::Other(format!(
+            "{} more defects not recorded",
+            self.defects_dropped + 1
+        ));
+        if let Some(last) = self.defects.last_mut() {
+            *last = marker;
+        }
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         self.phase = Phase::Finished;
         self.pending = None;
@@ -648,7 +680,7 @@ impl Transaction {
         if matches!(self.first_complete, Some(Ok(Verdict::Success { .. }))) {
             self.finish(Outcome::Defect(defect));
         } else {
-            self.defects.push(defect);
+            self.note_defect(defect);
             self.finish_with_verdict();
         }
     }

@@ -530,6 +530,39 @@ fn second_complete_is_ignored_and_logged() {
     assert_eq!(t.tx.defects(), &[Defect::SecondComplete]);
 }
 
+/// Issue 12 (no unbounded queue): a module that calls Complete in a loop,
+/// before and after its transaction ended, cannot grow the defect list
+/// (server memory, and the event-log record it becomes) without bound; the
+/// last entry counts what was not recorded.
+#[test]
+fn defects_beside_the_outcome_are_bounded() {
+    let mut t = T::begun();
+    t.tx.complete(&success("bob"), t.at(0));
+    for _ in 0..50_000 {
+        t.tx.complete(&success("bob"), t.at(0));
+    }
+    t.tx.end_returned(0, t.at(0));
+    assert!(matches!(
+        &t.actions()[..],
+        [
+            Action::CallEnd,
+            Action::Finished(Outcome::Verdict(Verdict::Success { .. }))
+        ]
+    ));
+    for _ in 0..50_000 {
+        t.tx.complete(&success("bob"), t.at(1));
+        t.tx.module_defect(Defect::Other("later".into()));
+    }
+    let d = t.tx.defects();
+    assert_eq!(d.len(), MAX_DEFECTS, "{} defects kept", d.len());
+    assert_eq!(d[0], Defect::SecondComplete);
+    let dropped = 50_000 + 2 * 50_000 - (MAX_DEFECTS - 1);
+    assert_eq!(
+        d[MAX_DEFECTS - 1],
+        Defect::Other(format!("{dropped} more defects not recorded"))
+    );
+}
+
 #[test]
 fn complete_with_another_handle_is_a_defect() {
     let mut t = T::begun();
