@@ -107,22 +107,82 @@ impl Drop for CBuf {
     }
 }
 
+impl CBuf {
+    /// Replaces the buffer's pages with an inaccessible reservation of the
+    /// same addresses: the memory goes back to the system, a late write
+    /// faults (the worker dies, which is a defect of its callers) and, as
+    /// the addresses stay taken, no later mapping (another caller's Begin
+    /// buffer, a thread stack, a large malloc) can be placed there for the
+    /// late write to land in. `None` (the buffer unmapped instead) if the
+    /// kernel refuses.
+    fn into_tombstone(self) -> Option<Tombstone> {
+        let (ptr, map_len) = (self.ptr, self.map_len);
+        // SAFETY: replaces exactly our own mapping [ptr, ptr + map_len)
+        // (MAP_FIXED over it, nothing else); on failure the old mapping is
+        // left as it was and `self` unmaps it.
+        let r = unsafe {
+            libc::mmap(
+                ptr.cast(),
+                map_len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if r == libc::MAP_FAILED || r.cast::<u8>() != ptr {
+            return None;
+        }
+        std::mem::forget(self);
+        Some(Tombstone { ptr, map_len })
+    }
+}
+
+/// The address range of a Begin buffer that served its quarantine: mapped
+/// `PROT_NONE`, no memory behind it; unmapped on drop.
+struct Tombstone {
+    ptr: *mut u8,
+    map_len: usize,
+}
+
+// SAFETY: only the address moves between threads; nothing reads or writes
+// through it.
+unsafe impl Send for Tombstone {}
+
+impl Drop for Tombstone {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is the start of the PROT_NONE mapping of `map_len`
+        // bytes made in `into_tombstone`, unmapped once, here.
+        unsafe { libc::munmap(self.ptr.cast(), self.map_len) };
+    }
+}
+
+/// How many tombstones (inaccessible address ranges of retired Begin
+/// buffers) are kept before the oldest is unmapped and its addresses may be
+/// reused. They cost no memory, only a kernel mapping each (well within
+/// `vm.max_map_count`).
+pub const TOMBSTONES_MAX: usize = 16 * 1024;
+
+static TOMBSTONES: LazyLock<Mutex<VecDeque<Tombstone>>> = LazyLock::new(Mutex::default);
+
 /// A released Begin buffer stays mapped, untouched, for at least this long
 /// after the module let go of it (End returned, or Begin failed, or the
 /// late Complete of an abort came), unless the quarantine is full.
 pub const QUARANTINE_MIN: Duration = Duration::from_secs(60);
 
 /// The most bytes (whole pages) the quarantine holds; past it the oldest
-/// buffers are unmapped early, so a late write to one of those faults (the
-/// worker dies, its callers are hung up as module defects) instead of
-/// landing anywhere.
+/// buffers are retired early. A retired buffer's pages are replaced by an
+/// inaccessible reservation of the same addresses ([`TOMBSTONES_MAX`] of
+/// them kept), so a late write to one of those faults (the worker dies, its
+/// callers are hung up as module defects) instead of landing in a mapping
+/// made later at the same address.
 pub const QUARANTINE_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Default)]
 struct Quarantine {
     bufs: VecDeque<(Instant, CBuf)>,
     bytes: usize,
-    /// Buffers unmapped before their time since the last warning.
+    /// Buffers retired before their time since the last warning.
     early: u64,
     last_warning: Option<Instant>,
 }
@@ -158,7 +218,7 @@ fn quarantine(bufs: impl IntoIterator<Item = CBuf>) {
                 .is_none_or(|t| now.saturating_duration_since(t) >= QUARANTINE_MIN)
         {
             tracing::warn!(
-                "Begin buffer quarantine full ({QUARANTINE_MAX_BYTES} bytes): {} buffers unmapped \
+                "Begin buffer quarantine full ({QUARANTINE_MAX_BYTES} bytes): {} buffers retired \
                  before {} s",
                 q.early,
                 QUARANTINE_MIN.as_secs()
@@ -168,8 +228,19 @@ fn quarantine(bufs: impl IntoIterator<Item = CBuf>) {
         }
         out
     };
-    // Unmapped outside the lock.
-    drop(evicted);
+    // Retired outside the lock: their addresses stay reserved, so a late
+    // write faults instead of landing in whatever is mapped there next.
+    let stones: Vec<Tombstone> = evicted
+        .into_iter()
+        .filter_map(CBuf::into_tombstone)
+        .collect();
+    let unmapped: Vec<Tombstone> = {
+        let mut t = lock(&TOMBSTONES);
+        t.extend(stones);
+        let excess = t.len().saturating_sub(TOMBSTONES_MAX);
+        t.drain(..excess).collect()
+    };
+    drop(unmapped);
 }
 
 /// How many bytes of Begin buffers are in quarantine now (for tests).
@@ -681,5 +752,47 @@ mod tests {
             assert!(quarantined_bytes() <= QUARANTINE_MAX_BYTES);
         }
         assert!(quarantined_bytes() > QUARANTINE_MAX_BYTES - 2 * page);
+    }
+
+    /// The permissions of the mapping holding `addr` in /proc/self/maps.
+    fn perms_at(addr: usize) -> Option<String> {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().find_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (a, b) = range.split_once('-')?;
+            let (a, b) = (
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            );
+            (a <= addr && addr < b).then(|| rest[..4].to_string())
+        })
+    }
+
+    /// Hole 10: a buffer retired from the quarantine (early, because it is
+    /// full) keeps its addresses, inaccessible, so no later Begin buffer is
+    /// placed there: a late write to it faults instead of landing in
+    /// another caller's buffer.
+    #[test]
+    fn hole_10_a_retired_buffer_is_never_reused_for_another_buffer() {
+        let b = CBuf::new(1).unwrap();
+        let p = b.ptr() as usize;
+        quarantine([b]);
+        let page = page_size();
+        let mut later = Vec::new();
+        for _ in 0..QUARANTINE_MAX_BYTES / page + 64 {
+            let n = CBuf::new(1).unwrap();
+            assert_ne!(n.ptr() as usize, p, "a retired buffer's address was reused");
+            later.push(n.ptr() as usize);
+            quarantine([n]);
+        }
+        for _ in 0..64 {
+            let n = CBuf::new(1).unwrap();
+            assert_ne!(n.ptr() as usize, p, "a retired buffer's address was reused");
+            later.push(n.ptr() as usize);
+            drop(n);
+        }
+        // Long retired by now (the quarantine is FIFO): mapped, inaccessible.
+        assert_eq!(perms_at(p).as_deref(), Some("---p"));
+        assert!(!later.contains(&p));
     }
 }
