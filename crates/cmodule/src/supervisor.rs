@@ -383,6 +383,9 @@ impl Worker {
     /// defect (through the callback), its driver is woken, and End is
     /// called for it if the driver will not.
     fn reported_defect(self: &Arc<Self>, hport: u64, what: &str, timeout: Duration) {
+        // The worker's text goes into our log and the event log: it must
+        // not carry line breaks or terminal escapes.
+        let what = &escape_controls(what);
         let h = HPort(hport);
         let (host, again) = {
             let mut live = lock(&self.live);
@@ -662,16 +665,23 @@ fn read_log_lines(mut r: impl Read, mut emit: impl FnMut(&str, String)) {
     }
 }
 
-fn log_text(line: &[u8], cut: bool) -> (&'static str, String) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut text = String::with_capacity(line.len());
-    for c in String::from_utf8_lossy(line).chars() {
+/// `s` with its control characters escaped (`\n`, `\u{1b}`, ...): text
+/// from the worker, safe to put in a log line or a record.
+fn escape_controls(s: &str) -> String {
+    let mut text = String::with_capacity(s.len());
+    for c in s.chars() {
         if c.is_control() {
             text.extend(c.escape_default());
         } else {
             text.push(c);
         }
     }
+    text
+}
+
+fn log_text(line: &[u8], cut: bool) -> (&'static str, String) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = escape_controls(&String::from_utf8_lossy(line));
     let trimmed = text.trim();
     let (level, rest) = match trimmed.split_once(' ') {
         Some((l, rest)) => match l {
@@ -849,7 +859,7 @@ impl WorkerModule {
         match first {
             Ok(Ok(Frame::Ready { .. })) => {}
             Ok(Ok(Frame::LoadFailed { reason })) => {
-                return Err(fail(&mut child, StartError::Load(reason)));
+                return Err(fail(&mut child, StartError::Load(escape_controls(&reason))));
             }
             Ok(Ok(other)) => {
                 return Err(fail(

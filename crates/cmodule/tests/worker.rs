@@ -467,6 +467,30 @@ fn hole_8_an_unattributable_defect_and_the_worker_log_reach_the_server_log() {
     );
 }
 
+/// A compromised worker cannot write lines into the server's log: the text
+/// of a defect frame ("x", a newline, then a forged log line) is logged
+/// with its control characters escaped, as the worker's stderr is.
+#[test]
+fn hole_8_a_defect_text_cannot_forge_server_log_lines() {
+    capture_log();
+    // Ready, then a Defect frame naming no transaction.
+    let script = r"printf '\006\000\000\000\001\001\000\000\000x' >&3; printf '+\000\000\000\010\000\000\000\000\000\000\000\000\036\000\000\000x\012ERROR forged: caller granted' >&3; exec sleep 5";
+    let m = WorkerModule::start(
+        WorkerCommand::new("/bin/sh").arg("-c").arg(script),
+        &so("pin"),
+        WorkerOptions::default(),
+    )
+    .unwrap();
+    assert!(wait_log("forged: caller granted"), "{}", log_text());
+    let log = log_text();
+    assert!(
+        !log.lines().any(|l| l.starts_with("ERROR forged")),
+        "a forged line in the server log:\n{log}"
+    );
+    assert!(log.contains(r"x\nERROR forged: caller granted"), "{log}");
+    drop(m);
+}
+
 /// One caller of `latewrite.c`: granted; its dialog thread goes on writing
 /// into the Begin buffers after End returned.
 fn late_caller(m: &Arc<WorkerModule>) -> HPort {
