@@ -142,8 +142,8 @@ pub enum ModuleConfig {
         program: PathBuf,
         /// Its arguments.
         args: Vec<String>,
-        /// Extra environment.
-        env: Vec<(String, String)>,
+        /// Extra environment (its `Debug` shows the names only).
+        env: modules::EnvVars,
     },
     /// Several modules in order; all must grant, for the same user.
     Chain {
@@ -2857,5 +2857,16 @@ mod module_tests {
             "addresses still shown: {shown}"
         );
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn hole_13_debug_of_an_exec_module_never_prints_its_environment_values() {
+        let text = "[[group]]\nname = \"g\"\nkind = \"tcp\"\nlisten = \"127.0.0.1:0\"\n\
+            [group.module]\nkind = \"exec\"\nprogram = \"/bin/true\"\nenv = { API_TOKEN = \"Sekr1t-env\" }\n\
+            [group.handoff]\nkind = \"exec\"\nprogram = \"/bin/true\"\n";
+        let c = parse(text, "t.toml", Path::new("/data"), None).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("Sekr1t-env"), "{shown}");
+        assert!(shown.contains("API_TOKEN"), "names still shown: {shown}");
     }
 }

@@ -105,6 +105,49 @@ pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// The largest stdout read forwarded in one go.
 const MAX_CHUNK: usize = 64 * 1024;
 
+/// Extra environment variables for a program, in order. Values may be
+/// secrets (a token, a password for a backend), so `Debug` shows the names
+/// only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EnvVars(pub Vec<(String, String)>);
+
+impl std::ops::Deref for EnvVars {
+    type Target = [(String, String)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<Vec<(String, String)>> for EnvVars {
+    fn from(v: Vec<(String, String)>) -> EnvVars {
+        EnvVars(v)
+    }
+}
+
+impl FromIterator<(String, String)> for EnvVars {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> EnvVars {
+        EnvVars(iter.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a EnvVars {
+    type Item = &'a (String, String);
+    type IntoIter = std::slice::Iter<'a, (String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::fmt::Debug for EnvVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, _)| (k, "<redacted>")))
+            .finish()
+    }
+}
+
 /// Settings of an [`ExecModule`].
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
@@ -114,7 +157,7 @@ pub struct ExecOptions {
     pub args: Vec<String>,
     /// Extra environment variables, in order. Names: non-empty, no `=`, no
     /// NUL, not starting with `DIALGATE_`; values: no NUL. Default none.
-    pub env: Vec<(String, String)>,
+    pub env: EnvVars,
     /// The working directory. Default `/`.
     pub working_dir: PathBuf,
     /// After SIGTERM to the process group on End, how long before SIGKILL.
@@ -130,7 +173,7 @@ impl Default for ExecOptions {
         ExecOptions {
             program: PathBuf::new(),
             args: Vec::new(),
-            env: Vec::new(),
+            env: EnvVars::default(),
             working_dir: PathBuf::from("/"),
             kill_grace: Duration::from_secs(2),
             exit_grace: Duration::from_secs(5),

@@ -40,7 +40,7 @@ pub use codes::{
 };
 pub use exec::{
     ERROR_EXEC_BAD_EXIT, ERROR_EXEC_BAD_VERDICT, ERROR_EXEC_NO_VERDICT, ERROR_EXEC_SPAWN_FAILED,
-    ExecConfigError, ExecModule, ExecOptions,
+    EnvVars, ExecConfigError, ExecModule, ExecOptions,
 };
 pub use line::{Fed, LineEvent, LineReader};
 pub use pam::{PamConfigError, PamModule, PamOptions, PamStats};

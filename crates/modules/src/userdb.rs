@@ -282,8 +282,8 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// One user of a loaded users file.
-#[derive(Clone, Debug)]
+/// One user of a loaded users file. `Debug` leaves the hash out.
+#[derive(Clone)]
 pub struct UserRecord {
     hash: PasswordHash,
     params: Argon2Params,
@@ -291,6 +291,17 @@ pub struct UserRecord {
     pub domain: Option<String>,
     /// The user cannot log in.
     pub disabled: bool,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("hash", &"<redacted>")
+            .field("params", &self.params)
+            .field("domain", &self.domain)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
 }
 
 impl UserRecord {
@@ -903,6 +914,27 @@ mod tests {
         };
         let h = hash_password(b"pw", cheap).unwrap();
         assert_eq!(parse_hash(&h).unwrap().1, cheap);
+    }
+
+    #[test]
+    fn hole_13_debug_of_a_user_record_never_prints_the_hash() {
+        let cheap = Argon2Params {
+            m_cost_kib: 8,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let h = hash_password(b"pw", cheap).unwrap();
+        let (hash, params) = parse_hash(&h).unwrap();
+        let rec = UserRecord {
+            hash,
+            params,
+            domain: None,
+            disabled: false,
+        };
+        let shown = format!("{rec:?}");
+        let tail = h.rsplit('$').next().unwrap();
+        assert!(!shown.contains(tail), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

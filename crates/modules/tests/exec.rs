@@ -312,7 +312,7 @@ async fn environment_is_cleared_and_configured() {
             r#"echo "A=$1 B=${FOO-unset} H=${HOME-unset} P=$PATH D=$(pwd) HP=$DIALGATE_HPORT"; echo 'SUCCESS x' >&3"#,
         ),
         args: vec!["arg one".into()],
-        env: vec![("FOO".into(), "bar baz".into())],
+        env: vec![("FOO".into(), "bar baz".into())].into(),
         working_dir: dir.path().to_path_buf(),
         ..ExecOptions::default()
     });
@@ -427,7 +427,7 @@ fn bad_options_are_refused() {
             ExecModule::new(
                 h(),
                 ExecOptions {
-                    env: vec![(k.into(), v.into())],
+                    env: vec![(k.into(), v.into())].into(),
                     ..base()
                 }
             ),
