@@ -404,7 +404,12 @@ pub(crate) fn end_starting(entry: &Entry) {
 /// any Complete (an abort the module asked to finish itself): then they
 /// stay the module's until its late Complete, since its dialog thread may
 /// still use them.
-pub(crate) fn end_returned(entry: &Entry, code: u32) {
+///
+/// At most [`AWAITING_LATE_MAX`] handles wait for a late Complete; past it
+/// the oldest is forgotten and its buffers quarantined (its late Complete,
+/// if it ever comes, names no live transaction: the server has ended that
+/// transaction as aborted whatever it says).
+pub(crate) fn end_returned(entry: &Arc<Entry>, code: u32) {
     let keep = {
         let mut st = lock(&entry.state);
         st.end_returned = Some(code);
@@ -413,7 +418,45 @@ pub(crate) fn end_returned(entry: &Entry, code: u32) {
     if !keep {
         forget(entry);
         release(entry);
+        return;
     }
+    let evicted: Vec<Arc<Entry>> = {
+        let mut a = lock(&AWAITING_LATE);
+        // Those whose late Complete came are gone already.
+        a.retain(|e| !lock(&e.state).completed);
+        a.push_back(entry.clone());
+        let excess = a.len().saturating_sub(AWAITING_LATE_MAX);
+        a.drain(..excess).collect()
+    };
+    for e in evicted {
+        tracing::warn!(
+            hport = %e.hport,
+            "End returned 0 and no late Complete came; {AWAITING_LATE_MAX} handles wait for \
+             one already: this one is forgotten"
+        );
+        forget(&e);
+        release(&e);
+    }
+}
+
+/// The most handles whose End returned 0 before any Complete that wait
+/// for their late Complete (each holds its Begin buffers and registry
+/// entry): a module whose End returns 0 and never completes must not grow
+/// the worker with every caller who hangs up.
+pub const AWAITING_LATE_MAX: usize = 256;
+
+static AWAITING_LATE: LazyLock<Mutex<VecDeque<Arc<Entry>>>> = LazyLock::new(Mutex::default);
+
+/// How many handles the C functions know now (for tests).
+pub fn registered_handles() -> usize {
+    lock(&REGISTRY).len()
+}
+
+/// How many handles wait for a late Complete now (for tests).
+pub fn awaiting_late_complete() -> usize {
+    let mut a = lock(&AWAITING_LATE);
+    a.retain(|e| !lock(&e.state).completed);
+    a.len()
 }
 
 /// The entry for `hport`, if it is live.

@@ -347,3 +347,46 @@ fn load_errors_name_the_file_and_the_symbol() {
     );
     assert!(e.to_string().contains("noend.so") && e.to_string().contains("RasSecurityDialogEnd"));
 }
+
+/// A module whose End returns 0 ("I will complete later") and never
+/// completes: every caller who hangs up left its handle, registry entry
+/// and Begin buffers in the process for ever. At most
+/// `AWAITING_LATE_MAX` wait for their late Complete.
+#[test]
+fn handles_waiting_for_a_late_complete_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = CModule::load(&build_module(
+        dir.path(),
+        "crates/cmodule/tests/modules/endzero.c",
+    ))
+    .unwrap();
+    let cfg = Config {
+        send_buffer_size: 64,
+        recv_buffer_size: 32,
+        ..Config::default()
+    };
+    for _ in 0..cmodule::host::AWAITING_LATE_MAX + 100 {
+        let port = Port::new(
+            table().allocate(),
+            cfg.clone(),
+            "tcp 127.0.0.1:5555",
+            Arc::new(SystemClock),
+            Box::new(|| {}),
+        );
+        let args = BeginArgs {
+            hport: port.hport(),
+            send_buffer_size: cfg.send_buffer_size,
+            recv_buffer_size: cfg.recv_buffer_size,
+            host: port.host(),
+        };
+        assert_eq!(m.begin(args), NO_ERROR);
+        assert_eq!(m.end(port.hport()), NO_ERROR);
+    }
+    // Other tests of this binary hold a few live handles meanwhile.
+    let n = cmodule::host::registered_handles();
+    assert!(
+        n <= cmodule::host::AWAITING_LATE_MAX + 32,
+        "{n} handles still registered"
+    );
+    assert!(cmodule::host::awaiting_late_complete() <= cmodule::host::AWAITING_LATE_MAX);
+}
