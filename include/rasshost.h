@@ -118,9 +118,12 @@ DWORD RasSecurityDialogBegin(HPORT hPort, PBYTE pSendBuf, DWORD SendBufSize,
  * If your process dies (or End hangs past the grace period) between your
  * Complete and End's return, the verdict does not stand: the caller is hung
  * up and a module defect recorded. After End returned the host keeps
- * pSendBuf/pRecvBuf mapped, unused, for a while (at least 60 s), so a
- * dialog thread told to stop but not yet finished does not corrupt memory;
- * do not rely on it: stop touching them before End returns.
+ * pSendBuf/pRecvBuf mapped, unused, for a while (60 s, less when many
+ * callers end at once), so a dialog thread told to stop but not yet
+ * finished does not corrupt memory; after that their addresses stay
+ * reserved but inaccessible, and a late access crashes your process (every
+ * caller it serves is hung up). Do not rely on any of it: stop touching
+ * them before End returns.
  */
 DWORD RasSecurityDialogEnd(HPORT hPort);
 
