@@ -1027,7 +1027,11 @@ impl SecurityModule for WorkerModule {
         let Some(w) = self.holder(hport) else {
             // Its worker died (its death may still be being processed) or
             // was replaced: End cannot return.
-            end_not_returned(&self.on_death, hport, "its module worker is gone");
+            end_not_returned(
+                &self.on_death,
+                hport,
+                "no live module worker holds this transaction (it died, or ended it already)",
+            );
             return WORKER_GONE;
         };
         {
