@@ -1,6 +1,8 @@
 //! A server-role Link fed arbitrary input: raw line bytes, well-framed
 //! packets of any protocol with arbitrary content, and time steps. The
-//! host accepts every verification. No panic, bounded output.
+//! host accepts every verification at once, so the fuzzer reaches the
+//! Network phase (IPCP, IP) easily. No panic, bounded output. Who gets
+//! authenticated is checked by `ppp_link_verdicts`.
 #![no_main]
 
 use std::net::Ipv4Addr;
@@ -11,7 +13,9 @@ use ppp::auth::{AuthProtocol, Verdict};
 use ppp::hdlc::{TxOptions, encode};
 use ppp::{Event, Link, LinkConfig};
 
-const PROTOCOLS: [u16; 8] = [0xc021, 0xc023, 0xc223, 0x8021, 0x0021, 0x80fd, 0x8057, 0x002d];
+const PROTOCOLS: [u16; 8] = [
+    0xc021, 0xc023, 0xc223, 0x8021, 0x0021, 0x80fd, 0x8057, 0x002d,
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, mut rest)) = data.split_first() else {
@@ -31,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
     };
     // Escape every control character: valid whatever receive map the link
     // has at the time.
-    let opts = TxOptions { accm: 0xffff_ffff, acfc: sel & 0x10 != 0, pfc: sel & 0x20 != 0 };
+    let opts = TxOptions {
+        accm: 0xffff_ffff,
+        acfc: sel & 0x10 != 0,
+        pfc: sel & 0x20 != 0,
+    };
     while let [kind, len, tail @ ..] = rest {
         let n = usize::from(*len).min(tail.len());
         let (body, next) = tail.split_at(n);
@@ -57,9 +65,17 @@ fuzz_target!(|data: &[u8]| {
         assert!(out < 1 << 20);
         while let Some(e) = link.poll_event() {
             if let Event::Verify(v) = e {
-                let verdict = Verdict::Accept { authenticator_response: Some([7; 20]) };
+                let verdict = Verdict::Accept {
+                    authenticator_response: Some([7; 20]),
+                };
                 if link.verified(now, v.id, verdict).is_err() {
-                    let _ = link.verified(now, v.id, Verdict::Accept { authenticator_response: None });
+                    let _ = link.verified(
+                        now,
+                        v.id,
+                        Verdict::Accept {
+                            authenticator_response: None,
+                        },
+                    );
                 }
             }
         }
