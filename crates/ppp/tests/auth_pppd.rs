@@ -303,7 +303,7 @@ fn mschapv2_wrong_password_matches_pppd() {
         req.id,
         req.credentials.verify_nt_hash(&hash, "Access denied"),
     )
-        .unwrap();
+    .unwrap();
     let ours = a.poll_transmit().unwrap();
     let ChapPacket::Failure { id, message } = ChapPacket::parse(&ours).unwrap() else {
         panic!()
