@@ -123,13 +123,7 @@ pub struct DialArgs {
 
 /// `dialgate dial`.
 pub fn main(args: DialArgs) -> ExitCode {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DIALGATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    crate::logging::init("warn");
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

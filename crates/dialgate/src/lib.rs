@@ -9,6 +9,7 @@ pub mod config;
 pub mod dial;
 pub mod handoff;
 pub mod logcmd;
+mod logging;
 pub mod modemline;
 pub mod network;
 pub mod pool;

@@ -498,6 +498,20 @@ fn server_said(srv: &Server, words: &[&str], limit: Duration) -> Option<String> 
 }
 
 #[test]
+fn the_log_has_no_ansi_colours_when_stderr_is_not_a_terminal() {
+    let s = tcp_setup("");
+    let srv = s.start();
+    let pid = nix::unistd::Pid::from_raw(srv.child.as_ref().unwrap().id() as i32);
+    // A warning is the line most likely to be coloured.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let line = server_said(&srv, &["SIGHUP"], T).expect("the server logs SIGHUP");
+    assert!(
+        !line.contains('\x1b'),
+        "ANSI escape in a piped log: {line:?}"
+    );
+}
+
+#[test]
 fn hole_6_sighup_is_logged_and_the_server_keeps_serving() {
     let s = tcp_setup("");
     let mut srv = s.start();
