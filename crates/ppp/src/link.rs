@@ -71,8 +71,8 @@ pub enum DownCause {
     /// The line went away ([`Link::handle_hangup`]).
     Hangup,
     /// Authentication did not complete within
-    /// [`LinkConfig::auth_timeout`] (a peer that never answers, or a host
-    /// whose check never returns).
+    /// [`LinkConfig::auth_timeout`] (a peer that never answers, a peer that
+    /// keeps LCP from opening, or a host whose check never returns).
     AuthTimeout,
     /// The peer renegotiated LCP more often than
     /// [`LinkConfig::lcp_renegotiations_max`] allows (each renegotiation
@@ -225,9 +225,13 @@ pub struct LinkConfig {
     pub echo_interval: Option<Duration>,
     /// Unanswered Echo-Requests tolerated before the link is closed.
     pub echo_max_missed: u32,
-    /// How long each Authenticate phase may last, from LCP Opened to
-    /// success, before the link closes with [`DownCause::AuthTimeout`]
-    /// (`None`: unbounded; default 30 s).
+    /// How long the link may go unauthenticated before it closes with
+    /// [`DownCause::AuthTimeout`] (`None`: unbounded; default 30 s): from
+    /// [`Link::new`] to the first success, and from each LCP renegotiation
+    /// after a success to the next. LCP negotiation counts: a peer that
+    /// never lets LCP open (Configure-Naks reset the restart counter) is
+    /// bounded too, and renegotiating before the first success does not
+    /// restart the deadline.
     pub auth_timeout: Option<Duration>,
     /// LCP renegotiations allowed after the first negotiation (each one
     /// restarts authentication); one more closes the link with
@@ -434,6 +438,8 @@ pub struct Link {
     /// The request the host is judging, if any.
     pending_verify: Option<VerifyId>,
     auth_timeout: Option<Duration>,
+    /// Armed while the link is not authenticated (from `new`, and from an
+    /// LCP Down after a success); cleared by a success.
     auth_deadline: Option<Instant>,
     /// Times LCP reached Opened.
     lcp_ups: u32,
@@ -530,6 +536,10 @@ impl Link {
             stats: LinkStats::default(),
             last_discard: None,
         };
+        // Authentication may be asked for: the deadline runs from now.
+        if link.may_auth() {
+            link.auth_deadline = link.auth_timeout.map(|d| now + d);
+        }
         link.set_phase(Phase::Establish);
         let rand = &mut *link.rand;
         link.lcp.open(now, rand);
@@ -681,13 +691,16 @@ impl Link {
         if self.echo_next.is_some_and(|t| now >= t) {
             self.echo_tick(now);
         }
-        if self.auth_deadline.is_some_and(|t| now >= t) {
+        // After the layers ran: a link that ended at this instant for its
+        // own reason (LCP gave up) keeps that cause.
+        self.pump(now);
+        if !self.is_dead() && self.auth_deadline.is_some_and(|t| now >= t) {
             self.auth_deadline = None;
             if !self.authenticated {
                 self.close_with(now, DownCause::AuthTimeout, "Authentication timed out");
+                self.pump(now);
             }
         }
-        self.pump(now);
     }
 
     /// The host's verdict on the [`Event::Verify`] whose id is `request`
@@ -832,7 +845,6 @@ impl Link {
     /// judging becomes void ([`Event::VerifyAborted`]).
     fn drop_auth(&mut self) {
         self.auth = AuthMachine::None;
-        self.auth_deadline = None;
         if let Some(id) = self.pending_verify.take() {
             self.events.push_back(Event::VerifyAborted(id));
         }
@@ -1173,11 +1185,16 @@ impl Link {
                 }
                 match self.start_auth(now) {
                     Ok(true) => {
-                        self.auth_deadline = self.auth_timeout.map(|d| now + d);
+                        // The deadline armed when the link became
+                        // unauthenticated keeps running (LCP time counts).
+                        if let Some(d) = self.auth_timeout {
+                            self.auth_deadline.get_or_insert(now + d);
+                        }
                         self.set_phase(Phase::Authenticate);
                     }
                     Ok(false) => {
                         self.authenticated = true;
+                        self.auth_deadline = None;
                         self.start_network(now);
                     }
                     Err(e) => {
@@ -1191,6 +1208,7 @@ impl Link {
                 self.deframer.set_rx_accm(crate::hdlc::DEFAULT_ACCM);
                 self.echo_next = None;
                 self.drop_auth();
+                self.authenticated = false;
                 let rand = &mut *self.rand;
                 self.ipcp.down(now, rand);
                 // IPCP's reaction: at most a tld; nothing is sent on Down.
@@ -1203,6 +1221,12 @@ impl Link {
                 if matches!(self.lcp.state(), State::Closing | State::Stopping) {
                     self.set_phase(Phase::Terminate);
                 } else {
+                    // A renegotiation: unauthenticated until LCP reopens
+                    // and the peer authenticates again; a fresh deadline
+                    // after a success, the running one before it.
+                    if let Some(d) = self.auth_timeout.filter(|_| self.may_auth()) {
+                        self.auth_deadline.get_or_insert(now + d);
+                    }
                     self.set_phase(Phase::Establish);
                 }
             }
@@ -1219,6 +1243,16 @@ impl Link {
                 }
                 self.finish();
             }
+        }
+    }
+
+    /// Whether LCP may agree on authentication (server: it requires some;
+    /// client: it accepts some).
+    fn may_auth(&self) -> bool {
+        let c = self.lcp.neg.config();
+        match self.role {
+            Role::Server => !c.require_auth.is_empty(),
+            Role::Client => !c.accept_auth.is_empty(),
         }
     }
 
