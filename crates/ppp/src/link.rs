@@ -116,6 +116,10 @@ pub enum Event {
     /// its check; a verdict for it is refused ([`LinkError::StaleVerdict`]).
     VerifyAborted(VerifyId),
     /// Authentication succeeded (server: the peer's user; client: ours).
+    /// A server authenticates one user per link: after an LCP
+    /// renegotiation, a request naming another user than the first
+    /// success is rejected without an [`Event::Verify`] and ends the link
+    /// ([`auth::FailureReason::UserChanged`]).
     Authenticated {
         /// User name (raw octets).
         user: Vec<u8>,
@@ -437,6 +441,10 @@ pub struct Link {
     next_verify: u64,
     /// The request the host is judging, if any.
     pending_verify: Option<VerifyId>,
+    /// Server role: the user the first success authenticated. A later
+    /// authentication (after an LCP renegotiation) must name the same user
+    /// (the host's session, accounting and record are that user's).
+    first_user: Option<Vec<u8>>,
     auth_timeout: Option<Duration>,
     /// Armed while the link is not authenticated (from `new`, and from an
     /// LCP Down after a success); cleared by a success.
@@ -521,6 +529,7 @@ impl Link {
             replies: RateLimit::new(config.control_reply_rate),
             next_verify: 0,
             pending_verify: None,
+            first_user: None,
             auth_timeout: config.auth_timeout,
             auth_deadline: None,
             lcp_ups: 0,
@@ -1119,11 +1128,22 @@ impl Link {
             progress = true;
             match e {
                 auth::Event::Verify(v) => {
-                    self.pending_verify = Some(v.id);
                     self.next_verify = v.id.0.wrapping_add(1);
+                    if self
+                        .first_user
+                        .as_ref()
+                        .is_some_and(|u| u.as_slice() != v.credentials.user())
+                    {
+                        self.refuse_user_change(now, v.id, proto);
+                        continue;
+                    }
+                    self.pending_verify = Some(v.id);
                     self.events.push_back(Event::Verify(v));
                 }
                 auth::Event::Succeeded { user, protocol } => {
+                    if self.role == Role::Server && self.first_user.is_none() {
+                        self.first_user = Some(user.clone());
+                    }
                     self.events
                         .push_back(Event::Authenticated { user, protocol });
                     if !self.authenticated {
@@ -1145,6 +1165,28 @@ impl Link {
             }
         }
         progress
+    }
+
+    /// An authentication after a renegotiation named another user than the
+    /// first success: rejected without asking the host (its Nak/Failure
+    /// goes out), final, like a re-challenge answered under another name.
+    fn refuse_user_change(&mut self, now: Instant, id: VerifyId, proto: u16) {
+        let mut packets = Vec::new();
+        if let AuthMachine::Server(a) = &mut self.auth {
+            let v = Verdict::reject("User name differs from the one that authenticated this link");
+            let _ = a.verified(now, id, v);
+            while let Some(p) = a.poll_transmit() {
+                packets.push(p);
+            }
+            // Its own Failed event (if any) is replaced by ours.
+            while a.poll_event().is_some() {}
+        }
+        for p in packets {
+            self.send(proto, &p);
+        }
+        let reason = auth::FailureReason::UserChanged;
+        self.events.push_back(Event::AuthFailed(reason.clone()));
+        self.close_with(now, DownCause::AuthFailed(reason), "Authentication failed");
     }
 
     fn start_network(&mut self, now: Instant) {

@@ -136,3 +136,82 @@ fn hole_3_a_renegotiation_that_never_opens_is_bounded_too() {
         "ended at {at:?}"
     );
 }
+
+/// Moves bytes both ways until neither link sends; the server's events.
+fn shuttle(now: Instant, s: &mut Link, c: &mut Link) -> Vec<Event> {
+    let mut evs = Vec::new();
+    for _ in 0..1000 {
+        let mut moved = false;
+        while let Some(b) = s.poll_transmit() {
+            c.handle_input(now, &b);
+            moved = true;
+        }
+        while let Some(b) = c.poll_transmit() {
+            s.handle_input(now, &b);
+            moved = true;
+        }
+        while let Some(e) = s.poll_event() {
+            evs.push(e);
+            moved = true;
+        }
+        while c.poll_event().is_some() {
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    evs
+}
+
+fn pap_client(now: Instant, user: &[u8], password: &str, seed: u64) -> Link {
+    let mut cfg = common::client_config(password, vec![AuthProtocol::Pap]);
+    cfg.credentials = Some(ppp::auth::PeerConfig::new(user, password, [0; 32]));
+    Link::new(cfg, now, Rng::source(seed)).unwrap()
+}
+
+/// alice authenticates; the caller renegotiates LCP and logs in as bob
+/// (whose password the host would accept). The session was alice's (its
+/// accounting, its record): the link refuses the change of user as a
+/// CHAP re-challenge does, without asking the host about bob.
+#[test]
+fn hole_1_a_renegotiation_cannot_change_the_authenticated_user() {
+    let now = Instant::now();
+    let mut s = server(now);
+    let mut a = pap_client(now, b"alice", "s3cret", 51);
+    let evs = shuttle(now, &mut s, &mut a);
+    let req = evs
+        .iter()
+        .find_map(|e| match e {
+            Event::Verify(v) => Some(v.clone()),
+            _ => None,
+        })
+        .expect("alice's request");
+    s.verified(now, req.id, common::accept()).unwrap();
+    shuttle(now, &mut s, &mut a);
+    assert!(s.is_up());
+    // Renegotiate as bob.
+    let mut b = pap_client(now, b"bob", "b0bpw", 52);
+    let evs = shuttle(now, &mut s, &mut b);
+    assert!(
+        !evs.iter().any(|e| matches!(
+            e,
+            Event::Verify(_) | Event::Authenticated { .. } | Event::Up { .. }
+        )),
+        "bob was taken for alice's session: {evs:?}"
+    );
+    assert!(
+        evs.contains(&Event::AuthFailed(ppp::auth::FailureReason::UserChanged)),
+        "{evs:?}"
+    );
+    assert_eq!(s.pending_verify(), None);
+    // The link ends (bob's client answers our Terminate-Request).
+    let evs = shuttle(now, &mut s, &mut b);
+    assert!(s.is_dead(), "{:?} {evs:?}", s.phase());
+    assert_eq!(
+        s.down_cause(),
+        Some(&DownCause::AuthFailed(
+            ppp::auth::FailureReason::UserChanged
+        ))
+    );
+}
