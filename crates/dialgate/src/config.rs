@@ -270,8 +270,9 @@ pub struct PppConfig {
     pub echo_interval: Duration,
     /// Unanswered echoes before the session ends.
     pub echo_max_missed: u32,
-    /// The longest PPP authentication may take (each Authenticate phase,
-    /// from LCP up to success) before the session ends.
+    /// The longest a PPP session may go unauthenticated (from its start,
+    /// LCP negotiation included, and from each LCP renegotiation after a
+    /// success, to success) before it ends.
     pub auth_timeout: Duration,
     /// No IP packet either way for this long ends the session.
     pub idle_timeout: Option<Duration>,
