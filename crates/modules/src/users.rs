@@ -12,9 +12,12 @@
 //! - A prompt not answered within `prompt_timeout_secs`: ERROR 638. The
 //!   caller hanging up: the dialog just stops (the host Ends it).
 //! - A line longer than 256 bytes: FAILURE with the name typed so far.
-//! - The users file is read at Begin through a [`FileCache`] that reloads
-//!   it when it changes (see [`crate::filecache`]), so `dialgate user add`
-//!   needs no restart. A file that cannot be read or is invalid: ERROR
+//! - The users file is read through a [`FileCache`] that reloads it when
+//!   it changes (see [`crate::filecache`]), so `dialgate user add` needs no
+//!   restart: at Begin (a broken file fails at once) and again for each
+//!   password check, so a user disabled, removed or given a new password
+//!   while a caller sits at a prompt is judged by the file as it is when
+//!   the password is checked. A file that cannot be read or is invalid: ERROR
 //!   [`ERROR_USERS_FILE_UNREADABLE`] / [`ERROR_USERS_FILE_INVALID`], logged,
 //!   never a grant.
 //! - argon2 runs on tokio's blocking pool under [`UsersOptions::verifiers`]
@@ -37,7 +40,7 @@ use crate::codes::{ERROR_USERS_FILE_INVALID, ERROR_USERS_FILE_UNREADABLE, ERROR_
 use crate::filecache::FileCache;
 use crate::line::DEFAULT_MAX_LINE;
 use crate::session::{DialogTasks, LineInput, ReadError, Session, crlf_text};
-use crate::userdb::{Check, CheckedAgainst, UsersDb};
+use crate::userdb::{Check, CheckedAgainst, UserFileError, UsersDb};
 use crate::verifiers::Verifiers;
 use crate::{MAX_BANNER, check_domain};
 
@@ -112,7 +115,7 @@ struct Inner {
     handle: Handle,
     opts: UsersOptions,
     banner: Vec<u8>,
-    cache: FileCache<UsersDb>,
+    cache: Arc<FileCache<UsersDb>>,
     tasks: DialogTasks,
     counters: Counters,
 }
@@ -141,7 +144,11 @@ impl UsersModule {
             inner: Arc::new(Inner {
                 handle,
                 banner: crlf_text(&opts.banner),
-                cache: FileCache::new(opts.users_file.clone(), "users file", UsersDb::load),
+                cache: Arc::new(FileCache::new(
+                    opts.users_file.clone(),
+                    "users file",
+                    UsersDb::load,
+                )),
                 tasks: DialogTasks::new(),
                 counters: Counters::default(),
                 opts,
@@ -178,15 +185,10 @@ impl SecurityModule for UsersModule {
             .tasks
             .start(&self.inner.handle, &args, move |session| async move {
                 match db {
-                    Ok(db) => inner.dialog(session, db).await,
-                    Err(e) => {
-                        // Logged by the cache; the verdict carries the code.
-                        session.error(if e.is_unreadable() {
-                            ERROR_USERS_FILE_UNREADABLE
-                        } else {
-                            ERROR_USERS_FILE_INVALID
-                        });
-                    }
+                    // Read again at each check: this version only says the
+                    // file is usable now.
+                    Ok(_) => inner.dialog(session).await,
+                    Err(e) => session.error(file_error_code(&e)),
                 }
             });
         NO_ERROR
@@ -199,23 +201,21 @@ impl SecurityModule for UsersModule {
 
 /// What one try ended with.
 enum Try {
-    Granted(String),
+    /// Granted by this version of the users file.
+    Granted(String, Arc<UsersDb>),
     Denied,
 }
 
 impl Inner {
-    async fn dialog(&self, session: Session, db: Arc<UsersDb>) {
+    async fn dialog(&self, session: Session) {
         if !self.banner.is_empty() && session.send(&self.banner).is_err() {
             return;
         }
         let mut input = LineInput::new(DEFAULT_MAX_LINE, self.opts.prompt_timeout_secs);
         let mut last_name = String::new();
         for _ in 0..self.opts.tries {
-            match self
-                .one_try(&session, &mut input, &db, &mut last_name)
-                .await
-            {
-                Ok(Try::Granted(user)) => {
+            match self.one_try(&session, &mut input, &mut last_name).await {
+                Ok(Try::Granted(user, db)) => {
                     let domain = db
                         .get(&user)
                         .and_then(|u| u.domain.clone())
@@ -259,7 +259,6 @@ impl Inner {
         &self,
         session: &Session,
         input: &mut LineInput,
-        db: &Arc<UsersDb>,
         last_name: &mut String,
     ) -> Result<Try, Stop> {
         last_name.clear();
@@ -269,34 +268,52 @@ impl Inner {
             return Ok(Try::Denied);
         }
         let password = input.prompt(session, PASSWORD_PROMPT, false).await?;
-        let (check, against) = self.verify(db.clone(), name, password).await?;
+        let (check, against, db) = self.verify(name, password).await?;
         match against {
             CheckedAgainst::User => &self.counters.verifications,
             CheckedAgainst::Dummy => &self.counters.dummy_verifications,
         }
         .fetch_add(1, Ordering::Relaxed);
         Ok(match check {
-            Check::Granted => Try::Granted(last_name.clone()),
+            Check::Granted => Try::Granted(last_name.clone(), db),
             Check::Denied => Try::Denied,
         })
     }
 
     /// Runs the argon2 check on the blocking pool, within the concurrency
-    /// limit.
+    /// limit, against the users file as it is when the check runs (not as
+    /// it was at Begin: a user disabled, removed or given a new password
+    /// since then is judged by the file as it is now). Also returns the
+    /// version that judged.
     async fn verify(
         &self,
-        db: Arc<UsersDb>,
         name: Zeroizing<Vec<u8>>,
         password: Zeroizing<Vec<u8>>,
-    ) -> Result<(Check, CheckedAgainst), Stop> {
+    ) -> Result<(Check, CheckedAgainst, Arc<UsersDb>), Stop> {
+        let cache = self.cache.clone();
         self.opts
             .verifiers
-            .run(move || db.check(&name, &password))
+            .run(move || {
+                let db = cache.get()?;
+                let (check, against) = db.check(&name, &password);
+                Ok((check, against, db))
+            })
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "password verifier failed");
                 Stop::Code(ERROR_VERIFIER_FAILED)
-            })
+            })?
+            // Logged by the cache.
+            .map_err(|e: Arc<UserFileError>| Stop::Code(file_error_code(&e)))
+    }
+}
+
+/// The ERROR code of a users file that cannot be used.
+fn file_error_code(e: &UserFileError) -> u32 {
+    if e.is_unreadable() {
+        ERROR_USERS_FILE_UNREADABLE
+    } else {
+        ERROR_USERS_FILE_INVALID
     }
 }
 
@@ -349,8 +366,7 @@ mod tests {
             recv_buffer_size: 1024,
             host: port.host(),
         };
-        let db = Arc::new(UsersDb::parse("", std::path::Path::new("t")).unwrap());
-        let fut = m.inner.dialog(Session::detached(&args), db);
+        let fut = m.inner.dialog(Session::detached(&args));
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 4096, "dialog future is {size} bytes");
     }
