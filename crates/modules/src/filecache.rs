@@ -6,8 +6,8 @@
 //! group. A rewrite by rename (what `dialgate user add` does) always changes
 //! the inode; an edit in place changes the size or the times; a `chmod` or
 //! `chown` changes the ctime, mode or owner. The timestamps the kernel keeps
-//! are coarse (a clock tick), so a version whose mtime is less than
-//! [`RACY`] before the moment it was read is not trusted: it is read again
+//! are coarse (a clock tick), so a version whose mtime or ctime is less
+//! than [`RACY`] before the moment it was read is not trusted: it is read again
 //! on the next `get` until it is old enough (the rule git uses for its
 //! index), so an edit in place right after a load is never missed.
 //!
@@ -56,19 +56,23 @@ impl FileStamp {
         }
     }
 
-    /// True when the mtime is less than [`RACY`] before `read_at` (or after
-    /// it: a clock step).
+    /// True when the mtime or the ctime is less than [`RACY`] before
+    /// `read_at` (or after it: a clock step). The ctime counts too: an
+    /// edit in place that puts the old mtime back (`cp -p`, `touch -r`,
+    /// `rsync --inplace -t`) leaves an old mtime, and a second such edit of
+    /// the same size within the ctime's clock tick changes nothing else.
     fn racy(&self, read_at: SystemTime) -> bool {
-        let newest = self.mtime;
-        let changed = UNIX_EPOCH
-            + Duration::new(
-                u64::try_from(newest.0).unwrap_or(0),
-                u32::try_from(newest.1).unwrap_or(0),
-            );
-        match read_at.duration_since(changed) {
-            Ok(age) => age < RACY,
-            Err(_) => true,
-        }
+        [self.mtime, self.ctime].into_iter().any(|(secs, nsecs)| {
+            let changed = UNIX_EPOCH
+                + Duration::new(
+                    u64::try_from(secs).unwrap_or(0),
+                    u32::try_from(nsecs).unwrap_or(0),
+                );
+            match read_at.duration_since(changed) {
+                Ok(age) => age < RACY,
+                Err(_) => true,
+            }
+        })
     }
 }
 
@@ -206,5 +210,45 @@ impl<T> FileCache<T> {
         };
         st.loaded = Some((after.unwrap_or(stamp), trusted, loaded));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> Result<String, UserFileError> {
+        std::fs::read_to_string(path).map_err(|source| UserFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// A file rewritten in place with its old mtime put back (`cp -p`,
+    /// `rsync --inplace -t`, `touch -r`) has a fresh ctime: within a clock
+    /// tick of that ctime a second such rewrite of the same size changes
+    /// no field of the stamp, so the version is not trusted (read again at
+    /// each `get`) until its ctime too is [`RACY`] old, not only its mtime.
+    #[test]
+    fn a_recent_ctime_is_racy_even_with_an_old_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "v1").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let cache = FileCache::new(path.clone(), "test file", read);
+        assert_eq!(*cache.get().unwrap(), "v1");
+        assert_eq!(*cache.get().unwrap(), "v1");
+        assert_eq!(cache.loads(), 2, "read again while its ctime is recent");
+        std::thread::sleep(RACY + Duration::from_millis(100));
+        assert_eq!(*cache.get().unwrap(), "v1");
+        let n = cache.loads();
+        assert_eq!(*cache.get().unwrap(), "v1");
+        assert_eq!(cache.loads(), n, "trusted once old enough");
     }
 }

@@ -38,18 +38,26 @@ fn add(dir: &Path, name: &str, password: &str, params: Argon2Params) {
     .expect("add_user");
 }
 
-/// Moves both files' mtime a minute back, as for files written long
-/// before the server started (a version changed in the last 2 s is read
-/// again at each check; see `modules::filecache`).
+/// Waits until both files were last changed more than 2 s ago, as for
+/// files written long before the server started (a version whose mtime or
+/// ctime is in the last 2 s is read again at each check; see
+/// `modules::filecache`; a ctime cannot be set back).
 fn age(dir: &Path) {
-    let old = SystemTime::now() - Duration::from_secs(60);
-    for f in ["users.toml", "secrets.toml"] {
-        std::fs::File::options()
-            .append(true)
-            .open(dir.join(f))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+    let newest = ["users.toml", "secrets.toml"]
+        .iter()
+        .map(|f| {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(dir.join(f)).unwrap();
+            let t = |s: i64, n: i64| {
+                SystemTime::UNIX_EPOCH + Duration::new(s.max(0) as u64, n.max(0) as u32)
+            };
+            t(m.mtime(), m.mtime_nsec()).max(t(m.ctime(), m.ctime_nsec()))
+        })
+        .max()
+        .unwrap();
+    let old_enough = newest + modules::filecache::RACY + Duration::from_millis(50);
+    if let Ok(wait) = old_enough.duration_since(SystemTime::now()) {
+        std::thread::sleep(wait);
     }
 }
 

@@ -342,13 +342,9 @@ async fn users_file_is_reloaded_after_add_user() {
 
     // A version changed less than 2 s ago is read again at each Begin (an
     // edit in place within the kernel's clock tick would be missed
-    // otherwise); once older, an unchanged file is not read again.
-    std::fs::File::options()
-        .append(true)
-        .open(dir.path().join("users.toml"))
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
+    // otherwise); once older, an unchanged file is not read again. (Its
+    // ctime counts too, and cannot be set back: wait.)
+    tokio::time::sleep(modules::filecache::RACY + Duration::from_millis(100)).await;
     let mut d = Driver::start_default(m.clone()).await;
     d.send(b"alice\rs3cret pw\r").await;
     assert_eq!(d.finish().await, success("alice", "LAB"));
