@@ -49,11 +49,27 @@ const PROBE_WAIT: Duration = Duration::from_secs(1);
 /// The event log's health, shared by every port group: while it is broken
 /// (a write failed, or did not finish within `timeout`) every group
 /// refuses new callers rather than serve them unrecorded.
+///
+/// The flag follows the newest record whose answer is known, in the order
+/// the records were queued (the writer commits in that order): each answer
+/// is awaited by its own task, so a late success of an older record may be
+/// seen after the failure or the timeout of a newer one, and must not
+/// clear the flag then (nor an older failure set it after a newer
+/// success).
 #[derive(Debug)]
 pub struct LogHealth {
     broken: AtomicBool,
     timeout: Duration,
     unrecorded: AtomicU64,
+    order: std::sync::Mutex<Order>,
+}
+
+/// Sequence numbers of the records queued, and the newest one whose answer
+/// set the flag.
+#[derive(Debug, Default)]
+struct Order {
+    next: u64,
+    newest: Option<u64>,
 }
 
 impl LogHealth {
@@ -63,6 +79,7 @@ impl LogHealth {
             broken: AtomicBool::new(false),
             timeout,
             unrecorded: AtomicU64::new(0),
+            order: std::sync::Mutex::new(Order::default()),
         }
     }
 
@@ -83,8 +100,32 @@ impl LogHealth {
         self.unrecorded.load(Ordering::Relaxed)
     }
 
-    fn set_broken(&self, broken: bool) -> bool {
-        self.broken.swap(broken, Ordering::SeqCst)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Order> {
+        self.order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a record with `submit` (non-blocking), numbering it in the
+    /// order it reaches the writer.
+    fn submit<T>(&self, submit: impl FnOnce() -> T) -> (u64, T) {
+        let mut o = self.lock();
+        let seq = o.next;
+        o.next += 1;
+        (seq, submit())
+    }
+
+    /// What the record `seq` came to (`ok`: committed; else failed or timed
+    /// out): the flag follows it unless a newer record's answer is already
+    /// known. Returns whether the flag was set before, `None` when a newer
+    /// answer was known (nothing changed).
+    fn answered(&self, seq: u64, ok: bool) -> Option<bool> {
+        let mut o = self.lock();
+        if o.newest.is_some_and(|n| n > seq) {
+            return None;
+        }
+        o.newest = Some(seq);
+        Some(self.broken.swap(!ok, Ordering::SeqCst))
     }
 }
 
@@ -405,7 +446,8 @@ pub fn dialog_record(rt: &GroupRuntime, who: &CallerId, r: &DialogResult) -> eve
 /// is committed. A failure or a timeout marks the log broken: every group
 /// then refuses new callers until a write succeeds again. A record that
 /// timed out stays queued and is written when the disk answers; that late
-/// success clears the flag by itself.
+/// success clears the flag by itself, unless a record queued after it has
+/// failed or timed out meanwhile (see [`LogHealth`]).
 pub async fn record(rt: &GroupRuntime, rec: eventlog::Record) -> bool {
     record_within(rt, rec, rt.log_health.timeout).await
 }
@@ -413,28 +455,29 @@ pub async fn record(rt: &GroupRuntime, rec: eventlog::Record) -> bool {
 async fn record_within(rt: &GroupRuntime, rec: eventlog::Record, limit: Duration) -> bool {
     let line = rec.human_line();
     let health = &rt.log_health;
-    let mut rx = match rt.log.submit(rec) {
+    let (seq, submitted) = health.submit(|| rt.log.submit(rec));
+    let mut rx = match submitted {
         Ok(rx) => rx,
         Err(e) => {
-            write_failed(health, &e, &line);
+            write_failed(health, seq, &e, &line);
             return false;
         }
     };
     match tokio::time::timeout(limit, &mut rx).await {
         Ok(Ok(Ok(_))) => {
-            written(health, &line, false);
+            written(health, seq, &line, false);
             true
         }
         Ok(Ok(Err(e))) => {
-            write_failed(health, &e, &line);
+            write_failed(health, seq, &e, &line);
             false
         }
         Ok(Err(_)) => {
-            write_failed(health, &"the writer stopped", &line);
+            write_failed(health, seq, &"the writer stopped", &line);
             false
         }
         Err(_) => {
-            if !health.set_broken(true) {
+            if health.answered(seq, false) == Some(false) {
                 tracing::error!(
                     "event log write has not completed within {} ms (a hung disk?); refusing new callers on every port group until it does",
                     limit.as_millis()
@@ -448,9 +491,9 @@ async fn record_within(rt: &GroupRuntime, rec: eventlog::Record, limit: Duration
             let health = rt.log_health.clone();
             tokio::spawn(async move {
                 match rx.await {
-                    Ok(Ok(_)) => written(&health, &line, true),
-                    Ok(Err(e)) => write_failed(&health, &e, &line),
-                    Err(_) => write_failed(&health, &"the writer stopped", &line),
+                    Ok(Ok(_)) => written(&health, seq, &line, true),
+                    Ok(Err(e)) => write_failed(&health, seq, &e, &line),
+                    Err(_) => write_failed(&health, seq, &"the writer stopped", &line),
                 }
             });
             false
@@ -458,8 +501,8 @@ async fn record_within(rt: &GroupRuntime, rec: eventlog::Record, limit: Duration
     }
 }
 
-fn written(health: &LogHealth, line: &str, late: bool) {
-    if health.set_broken(false) {
+fn written(health: &LogHealth, seq: u64, line: &str, late: bool) {
+    if health.answered(seq, true) == Some(true) {
         tracing::info!("event log writes work again; serving new callers");
     }
     if late {
@@ -469,8 +512,8 @@ fn written(health: &LogHealth, line: &str, late: bool) {
     }
 }
 
-fn write_failed(health: &LogHealth, e: &dyn std::fmt::Display, line: &str) {
-    health.set_broken(true);
+fn write_failed(health: &LogHealth, seq: u64, e: &dyn std::fmt::Display, line: &str) {
+    health.answered(seq, false);
     health.unrecorded.fetch_add(1, Ordering::Relaxed);
     tracing::error!(
         "event log write failed ({e}); refusing new callers on every port group until it works again. Unrecorded: {line}"
@@ -492,4 +535,37 @@ pub async fn record_refusal(rt: &GroupRuntime, rec: eventlog::Record) -> bool {
         return false;
     }
     record_within(rt, rec, PROBE_WAIT.min(rt.log_health.timeout)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The health flag says what the newest write came to: a record that
+    /// timed out (A) and is committed late must not clear the flag when a
+    /// record submitted after it (B) failed, whatever order the two
+    /// answers are seen in (each is awaited by its own task).
+    #[test]
+    fn a_late_success_does_not_clear_a_newer_failure() {
+        let h = LogHealth::new(Duration::from_secs(5));
+        let (a, ()) = h.submit(|| ());
+        let (b, ()) = h.submit(|| ());
+        h.answered(a, false); // A timed out
+        write_failed(&h, b, &"disk full", "B");
+        written(&h, a, "A", true);
+        assert!(h.is_broken(), "B failed after A: the log is still broken");
+        // B's own late answer is what clears it; then an older failure
+        // seen late does not set it again.
+        let (c, ()) = h.submit(|| ());
+        written(&h, c, "C", false);
+        assert!(!h.is_broken());
+        write_failed(&h, b, &"disk full", "B again");
+        assert!(!h.is_broken(), "C, newer, was committed");
+        // A record that timed out clears the flag by its own late success.
+        let (d, ()) = h.submit(|| ());
+        h.answered(d, false);
+        assert!(h.is_broken());
+        written(&h, d, "D", true);
+        assert!(!h.is_broken());
+    }
 }
