@@ -458,3 +458,52 @@ fn hole_3_a_hung_check_ends_the_session_at_the_auth_deadline() {
     drop(srv);
     let _ = line.write_all(b"");
 }
+
+/// alice is up; the caller renegotiates LCP and logs in as bob with bob's
+/// right password. The session (its address, its accounting, its record)
+/// is alice's: bob is refused and the session ends as an authentication
+/// failure, its record still alice's.
+#[test]
+fn hole_1_a_renegotiation_cannot_change_the_user_through_a_port() {
+    if !in_netns("hole_1_a_renegotiation_cannot_change_the_user_through_a_port") {
+        return;
+    }
+    let s = setup("\"pap\"", "same_user = false\n");
+    let srv = s.start();
+    let mut line = dial(srv.addr("ppp0"), "alice", "s3cret");
+    let mut a = pap_client(b"alice", "s3cret");
+    let evs = pump(&mut a, &mut line, T, |e, _| matches!(e, Event::Up { .. }));
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::Up { .. })),
+        "alice is up: {evs:#?}"
+    );
+    drop(a);
+    let mut b = pap_client(b"bob", "b0bpw");
+    let evs = pump(&mut b, &mut line, T, |e, _| {
+        matches!(
+            e,
+            Event::Authenticated { .. } | Event::AuthFailed(_) | Event::Up { .. }
+        )
+    });
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Event::Authenticated { .. } | Event::Up { .. })),
+        "bob took over alice's session: {evs:#?}"
+    );
+    assert!(
+        evs.iter().any(|e| matches!(e, Event::AuthFailed(_))),
+        "{evs:#?}"
+    );
+    pump(&mut b, &mut line, Duration::from_secs(3), |_, _| false);
+    drop(line);
+    let r = s.wait_records(&["--kind", "ppp-session"], 1, T);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["outcome"], "ppp-auth-failed", "{}", r[0]);
+    assert_eq!(r[0]["ppp"]["user"], "alice", "{}", r[0]);
+    assert_eq!(
+        r[0]["ppp"]["cause"], "authentication failed: UserChanged",
+        "{}",
+        r[0]
+    );
+    drop(srv);
+}
