@@ -813,6 +813,32 @@ fn open_read_only(path: &Path) -> Result<(Connection, bool), Error> {
     Ok((conn, true))
 }
 
+/// The file's schema version, refused when negative or newer than this
+/// build's.
+fn schema_version(
+    conn: &Connection,
+    path: &Path,
+    op: impl Fn(rusqlite::Error) -> Error,
+) -> Result<i64, Error> {
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .map_err(op)?;
+    if version < 0 {
+        return Err(Error::NotAnEventLog {
+            path: path.to_path_buf(),
+            why: format!("its schema version is {version}"),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(version)
+}
+
 /// The checks of `migrate`, without writing: an event log of exactly this
 /// build's schema version.
 fn check_schema_read_only(conn: &Connection, path: &Path) -> Result<(), Error> {
@@ -838,22 +864,7 @@ fn check_schema_read_only(conn: &Connection, path: &Path) -> Result<(), Error> {
             why,
         });
     }
-    let version: i64 = conn
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .map_err(op)?;
-    if version < 0 {
-        return Err(Error::NotAnEventLog {
-            path: path.to_path_buf(),
-            why: format!("its schema version is {version}"),
-        });
-    }
-    if version > SCHEMA_VERSION {
-        return Err(Error::NewerSchema {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
+    let version = schema_version(conn, path, op)?;
     if version < SCHEMA_VERSION {
         return Err(Error::OlderSchema {
             path: path.to_path_buf(),
@@ -941,22 +952,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
         tx.pragma_update(None, "application_id", APPLICATION_ID)
             .map_err(op)?;
     }
-    let version: i64 = tx
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .map_err(op)?;
-    if version < 0 {
-        return Err(Error::NotAnEventLog {
-            path: path.to_path_buf(),
-            why: format!("its schema version is {version}"),
-        });
-    }
-    if version > SCHEMA_VERSION {
-        return Err(Error::NewerSchema {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
+    let version = schema_version(&tx, path, op)?;
     let from = usize::try_from(version).unwrap_or(0);
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
         tx.execute_batch(sql).map_err(op)?;
