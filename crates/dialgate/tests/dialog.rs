@@ -23,6 +23,16 @@ fn one(recs: &[serde_json::Value]) -> &serde_json::Value {
     &recs[0]
 }
 
+/// The users dialog as alice with the right password, up to the
+/// hand-off's greeting.
+fn log_in_as_alice(c: &mut Caller) {
+    assert!(c.expect("Username: ", T));
+    c.send(b"alice\r");
+    assert!(c.expect("Password: ", T));
+    c.send(b"s3cret\r");
+    assert!(c.expect("granted alice", T));
+}
+
 #[test]
 fn raw_tcp_caller_passes_the_dialog_and_the_handoff_runs() {
     let s = tcp_setup("");
@@ -186,11 +196,7 @@ fn a_megabyte_of_garbage_without_a_newline_fails_cleanly() {
     assert_eq!(r["outcome"], "failure", "{r}");
     // The server still serves the next caller.
     let mut c = Caller::connect(srv.addr("tcp0"));
-    assert!(c.expect("Username: ", T));
-    c.send(b"alice\r");
-    assert!(c.expect("Password: ", T));
-    c.send(b"s3cret\r");
-    assert!(c.expect("granted alice", T));
+    log_in_as_alice(&mut c);
 }
 
 #[test]
@@ -199,11 +205,7 @@ fn records_survive_a_restart() {
     {
         let srv = s.start();
         let mut c = Caller::connect(srv.addr("tcp0"));
-        assert!(c.expect("Username: ", T));
-        c.send(b"alice\r");
-        assert!(c.expect("Password: ", T));
-        c.send(b"s3cret\r");
-        assert!(c.expect("granted alice", T));
+        log_in_as_alice(&mut c);
         s.wait_records(&[], 1, T);
     }
     let srv = s.start();
@@ -349,11 +351,7 @@ fn a_thousand_idle_callers_time_out_while_a_real_caller_is_served() {
         .collect();
     let t0 = Instant::now();
     let mut c = Caller::connect(addr);
-    assert!(c.expect("Username: ", T));
-    c.send(b"alice\r");
-    assert!(c.expect("Password: ", T));
-    c.send(b"s3cret\r");
-    assert!(c.expect("granted alice", T));
+    log_in_as_alice(&mut c);
     assert!(
         t0.elapsed() < Duration::from_secs(4),
         "served within the idle callers' limit"
@@ -580,11 +578,7 @@ fn hole_13_dialgate_log_reads_a_log_it_cannot_write_and_changes_nothing() {
     {
         let srv = s.start();
         let mut c = Caller::connect(srv.addr("tcp0"));
-        assert!(c.expect("Username: ", T));
-        c.send(b"alice\r");
-        assert!(c.expect("Password: ", T));
-        c.send(b"s3cret\r");
-        assert!(c.expect("granted alice", T));
+        log_in_as_alice(&mut c);
         s.wait_records(&[], 1, T);
     }
     let db = s.data().join("events.sqlite");

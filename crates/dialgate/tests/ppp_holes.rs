@@ -22,48 +22,12 @@ use support::*;
 const T: Duration = Duration::from_secs(15);
 const SECRET: &[u8] = b"testing123";
 
-/// A PPP group on TCP after the users dialog; `extra` goes into
-/// `[group.handoff]` (and may open `[group.handoff.radius]`). alice
-/// (s3cret) and bob (b0bpw) can log in to the dialog.
 fn setup(auth: &str, extra: &str) -> Setup {
-    let cfg = format!(
-        r#"[network]
-tun = "dgp0"
-address = "10.250.1.1/24"
-dns = ["10.250.1.1"]
-
-[[group]]
-name = "ppp0"
-kind = "tcp"
-listen = "127.0.0.1:0"
-
-[group.module]
-kind = "users"
-tries = 1
-
-[group.handoff]
-kind = "ppp"
-auth = [{auth}]
-pool = "10.250.1.10-10.250.1.11"
-{extra}
-"#
-    );
-    let s = Setup::new(&cfg);
-    s.add_user("alice", "s3cret");
-    s.add_user("bob", "b0bpw");
-    s
+    ppp_group_setup(auth, extra)
 }
 
-/// Passes the users dialog as `user`, returning the line for PPP.
 fn dial(addr: SocketAddr, user: &str, password: &str) -> TcpStream {
-    let mut c = Caller::connect(addr);
-    assert!(c.expect("Username: ", T));
-    c.send(format!("{user}\r").as_bytes());
-    assert!(c.expect("Password: ", T));
-    c.send(format!("{password}\r").as_bytes());
-    c.s.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    c.s
+    dial_in(addr, user, password, T)
 }
 
 /// A PAP-only client link for `user`.

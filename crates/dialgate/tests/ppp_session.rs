@@ -15,57 +15,11 @@ use support::*;
 
 const T: Duration = Duration::from_secs(15);
 fn ppp_setup(auth: &str, extra: &str) -> Setup {
-    let cfg = format!(
-        r#"[network]
-tun = "dgp0"
-address = "10.250.1.1/24"
-dns = ["10.250.1.1"]
-
-[[group]]
-name = "ppp0"
-kind = "tcp"
-listen = "127.0.0.1:0"
-
-[group.module]
-kind = "users"
-tries = 1
-
-[group.handoff]
-kind = "ppp"
-auth = [{auth}]
-pool = "10.250.1.10-10.250.1.11"
-{extra}
-"#
-    );
-    let s = Setup::new(&cfg);
-    let mut add = s.cmd(&[
-        "user",
-        "add",
-        "alice",
-        "--allow-chap-md5",
-        "--password-stdin",
-    ]);
-    let mut child = add.stdin(std::process::Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
-    assert!(child.wait().unwrap().success());
-    let mut add = s.cmd(&["user", "add", "bob", "--allow-chap-md5", "--password-stdin"]);
-    let mut child = add.stdin(std::process::Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"b0bpw\n").unwrap();
-    assert!(child.wait().unwrap().success());
-    s
+    ppp_group_setup(auth, extra)
 }
 
-/// Passes the users dialog as `user`, returning the line for PPP.
 fn dial(addr: std::net::SocketAddr, user: &str, password: &str) -> TcpStream {
-    let mut c = Caller::connect(addr);
-    assert!(c.expect("Username: ", T));
-    c.send(format!("{user}\r").as_bytes());
-    assert!(c.expect("Password: ", T));
-    c.send(format!("{password}\r").as_bytes());
-    // Whatever else the server sent before PPP is noise to the deframer.
-    c.s.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    c.s
+    dial_in(addr, user, password, T)
 }
 
 fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, seq: u16, payload: &[u8]) -> Vec<u8> {

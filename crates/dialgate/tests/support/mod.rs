@@ -43,7 +43,15 @@ impl Setup {
     }
 
     pub fn add_user(&self, name: &str, password: &str) {
-        let mut c = self.cmd(&["user", "add", name, "--password-stdin"]);
+        self.add_user_with(name, password, &[]);
+    }
+
+    /// `dialgate user add NAME --password-stdin` with `flags` (for example
+    /// `--allow-chap-md5`).
+    pub fn add_user_with(&self, name: &str, password: &str, flags: &[&str]) {
+        let mut args = vec!["user", "add", name, "--password-stdin"];
+        args.extend_from_slice(flags);
+        let mut c = self.cmd(&args);
         c.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -598,4 +606,52 @@ impl Write for PtyLine {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A PPP group `ppp0` on TCP after the `users` dialog (`tries = 1`), with
+/// `[network]` on `dgp0` and a two-address pool; `auth` lists the methods
+/// (`"pap", "chap-md5"`), `extra` goes into `[group.handoff]` (and may open
+/// `[group.handoff.radius]`). alice (s3cret) and bob (b0bpw) are users
+/// with CHAP-MD5 allowed.
+pub fn ppp_group_setup(auth: &str, extra: &str) -> Setup {
+    let cfg = format!(
+        r#"[network]
+tun = "dgp0"
+address = "10.250.1.1/24"
+dns = ["10.250.1.1"]
+
+[[group]]
+name = "ppp0"
+kind = "tcp"
+listen = "127.0.0.1:0"
+
+[group.module]
+kind = "users"
+tries = 1
+
+[group.handoff]
+kind = "ppp"
+auth = [{auth}]
+pool = "10.250.1.10-10.250.1.11"
+{extra}
+"#
+    );
+    let s = Setup::new(&cfg);
+    s.add_user_with("alice", "s3cret", &["--allow-chap-md5"]);
+    s.add_user_with("bob", "b0bpw", &["--allow-chap-md5"]);
+    s
+}
+
+/// Passes the users dialog as `user`, returning the line for PPP (with a
+/// short read timeout: whatever else the server sent before PPP is noise
+/// to the deframer).
+pub fn dial_in(addr: SocketAddr, user: &str, password: &str, limit: Duration) -> TcpStream {
+    let mut c = Caller::connect(addr);
+    assert!(c.expect("Username: ", limit));
+    c.send(format!("{user}\r").as_bytes());
+    assert!(c.expect("Password: ", limit));
+    c.send(format!("{password}\r").as_bytes());
+    c.s.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    c.s
 }
